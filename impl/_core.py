@@ -1,0 +1,98 @@
+"""Dtype policy and precision helpers shared by every op.
+
+Dtype policy (the one place it is written; docs/dtype_policy.md repeats it):
+
+* Inputs must be real floating arrays (float16, bfloat16, float32, float64).
+  Integer and bool inputs are promoted to JAX's default float dtype (float32,
+  float64 when ``jax_enable_x64`` is on), like ``jnp.tanh`` does; complex inputs
+  raise ``TypeError``.
+* The output has the input's dtype.
+* float16, bfloat16 and float32 inputs are evaluated in float64 internally
+  (``jax.enable_x64`` inside the jitted function, without touching the global
+  flag) and rounded once to the input dtype.  float64 inputs are evaluated in
+  float64 with the same cancellation-free formulas.
+* float64 -> bfloat16/float16 goes through float32 with round-to-odd, because
+  XLA converts float64 -> bfloat16/float16 via a round-to-nearest float32 and so
+  rounds twice (``1 + 2**-8 + 2**-30`` became 1.0 instead of ``1 + 2**-7``).
+  Round-to-odd to 24 bits followed by one rounding to <= 11 bits equals a single
+  correct rounding (Boldo & Melquiond, 2008).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+__all__ = ["as_float_array", "in_float64", "narrow", "check_finite_param"]
+
+_LOW = (jnp.float16, jnp.bfloat16, jnp.float32)
+
+
+def as_float_array(x, name: str = "x"):
+    """``x`` as a JAX array of a real floating dtype (see the module's dtype policy)."""
+    x = jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise TypeError(
+            f"{name} must be a real floating array, got dtype {x.dtype}; "
+            f"pass the real part (jnp.real({name})) or the modulus explicitly"
+        )
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    return x
+
+
+def check_finite_param(name: str, value, *, positive: bool = False, nonnegative: bool = False):
+    """Trace-time check of a static float parameter; returns it as a Python float."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a Python float, got {value!r} ({type(value).__name__})") from None
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}; pass a finite float such as 1.0")
+    if positive and not v > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}; pass a positive float such as 1.0")
+    if nonnegative and not v >= 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}; pass a non-negative float such as 1.0")
+    return v
+
+
+def _round_to_odd_f32(y):
+    """float64 -> float32 rounding to odd: truncate, and set the last bit if inexact."""
+    t = y.astype(jnp.float32)  # round to nearest
+    back = t.astype(jnp.float64)
+    bits = lax.bitcast_convert_type(t, jnp.uint32)
+    inexact = (back != y) & jnp.isfinite(y) & ~jnp.isinf(t)
+    even = (bits & 1) == 0
+    # toward y by one float32 ulp: in sign-magnitude, +1 grows |t|, -1 shrinks it
+    step = jnp.where(jnp.abs(back) > jnp.abs(y), jnp.uint32(0xFFFFFFFF), jnp.uint32(1))
+    bits = jnp.where(inexact & even, bits + step, bits)
+    return lax.bitcast_convert_type(bits, jnp.float32)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def narrow(y, dtype):
+    """Round float64 ``y`` once to ``dtype`` (see module docstring)."""
+    dtype = jnp.dtype(dtype)
+    if dtype == jnp.float64:
+        return y
+    if dtype == jnp.float32:
+        return y.astype(jnp.float32)
+    return _round_to_odd_f32(y).astype(dtype)
+
+
+@narrow.defjvp
+def _narrow_jvp(dtype, primals, tangents):
+    (y,), (t,) = primals, tangents
+    return narrow(y, dtype), t.astype(dtype)
+
+
+def in_float64(formula, x, *args):
+    """Evaluate ``formula(x64, *args)`` in float64 and round once to ``x.dtype``."""
+    if x.dtype == jnp.float64:
+        return formula(x, *args)
+    with jax.enable_x64(True):
+        return narrow(formula(x.astype(jnp.float64), *args), x.dtype)

@@ -1,0 +1,23 @@
+"""The functional API: the names and keyword names here are a contract.
+
+Every function is jitted, works under ``jax.jit``, ``jax.vmap`` and ``jax.grad``,
+and returns the input's dtype for float16, bfloat16, float32 and float64
+(see ``impl._core`` for the dtype policy).
+"""
+
+from ._activations import celu as celu
+from ._activations import elu as elu
+from ._activations import gelu as gelu
+from ._activations import hard_sigmoid as hard_sigmoid
+from ._activations import hard_swish as hard_swish
+from ._activations import leaky_relu as leaky_relu
+from ._activations import log_sigmoid as log_sigmoid
+from ._activations import mish as mish
+from ._activations import relu as relu
+from ._activations import relu6 as relu6
+from ._activations import selu as selu
+from ._activations import sigmoid as sigmoid
+from ._activations import silu as silu
+from ._activations import softplus as softplus
+from ._activations import softsign as softsign
+from ._activations import tanh as tanh

@@ -1,0 +1,73 @@
+"""Shared test helpers: running an op on a device, and failure messages that explain themselves."""
+
+from __future__ import annotations
+
+import contextlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import ml_dtypes
+
+from tools import metric
+
+JNP_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16, "float64": jnp.float64}
+NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16, "float64": np.float64}
+
+
+def x64_for(dtype_name):
+    """float64 arrays exist only with x64 on: a context that enables it for float64 cases."""
+    return jax.enable_x64(True) if dtype_name == "float64" else contextlib.nullcontext()
+
+
+def run_op(fn, x: np.ndarray, dtype_name: str, device, **kwargs) -> np.ndarray:
+    """``fn(x, **kwargs)`` with ``x`` committed to ``device``; the output as numpy."""
+    with x64_for(dtype_name):
+        xd = jax.device_put(jnp.asarray(x, dtype=JNP_DTYPES[dtype_name]), device)
+        y = fn(xd, **kwargs)
+        y = jax.block_until_ready(y)
+        return np.asarray(y)
+
+
+def _hexbits(v, dtype_name):
+    a = np.asarray([v], dtype=NP_DTYPES[dtype_name])
+    return "0x" + a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.itemsize])[0].tobytes()[::-1].hex()
+
+
+def mismatch_message(title, x, got, rounded, err, codes, stats, budget, dtype_name, reproduce, k=5):
+    """Expected, got, for which inputs, how many, and the command that reproduces it."""
+    lines = [f"{title}:"]
+    a = np.where(codes == 0, np.abs(err), -1.0)
+    over = np.flatnonzero(a > budget.max_ulp)
+    if over.size:
+        lines.append(f"  {over.size} of {stats.n_normal} normal-range results exceed {budget.max_ulp} ulp "
+                     f"(max {stats.max_ulp:.4g} ulp); worst first:")
+        for i in over[np.argsort(-a[over])][:k]:
+            lines.append(f"    x = {float(x[i])!r} ({_hexbits(x[i], dtype_name)}): got {float(got[i])!r}, "
+                         f"correctly rounded {float(rounded[i])!r}, error {err[i]:+.4g} ulp")
+    if stats.pct_cr < budget.min_cr:
+        lines.append(f"  only {stats.pct_cr:.4f}% correctly rounded, budget >= {budget.min_cr}%")
+        bad = np.flatnonzero((codes == 0) & ~((got.astype(np.float64) == rounded)
+                                              & (np.signbit(got.astype(np.float64)) == np.signbit(rounded))))
+        for i in bad[:k]:
+            lines.append(f"    x = {float(x[i])!r}: got {float(got[i])!r}, correctly rounded {float(rounded[i])!r}, "
+                         f"error {err[i]:+.4g} ulp")
+    if stats.n_nonfinite_mismatch:
+        nf = np.flatnonzero((codes == 2) & ~(
+            (np.isnan(rounded) & np.isnan(got.astype(np.float64))) | (np.isinf(rounded) & (got == rounded))))
+        lines.append(f"  {stats.n_nonfinite_mismatch} nan/inf mismatches:")
+        for i in nf[:k]:
+            lines.append(f"    x = {float(x[i])!r}: got {float(got[i])!r}, expected {float(rounded[i])!r}")
+    lines.append(f"  reproduce: {reproduce}")
+    return "\n".join(lines)
+
+
+def check_against(case_label, x, got, rounded, residual, dtype_name, budget, reproduce):
+    """Measure ``got`` against the reference; returns ``(stats, message or None)``."""
+    stats, err, codes = metric.evaluate(got, rounded, residual, dtype_name, budget.max_ulp, x)
+    failed = stats.n_over > 0 or stats.pct_cr < budget.min_cr or stats.n_nonfinite_mismatch > 0
+    msg = None
+    if failed:
+        msg = mismatch_message(case_label, x, got, rounded, err, codes, stats, budget, dtype_name, reproduce)
+    return stats, msg, codes

@@ -1,0 +1,65 @@
+"""Every elementwise case x dtype x device against the stored golden references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tools import devices as D
+from tools import reporting
+from tools.registry import DTYPES, by_family
+
+from .helpers import check_against, run_op
+
+CASES = by_family("activations")
+
+
+def _param(c, d):
+    b = c.budgets[d]
+    marks = [pytest.mark.xfail(strict=True, reason=b.known_failure)] if b.known_failure else []
+    return pytest.param(c, d, id=f"{c.id}-{d}", marks=marks)
+
+
+PARAMS = [_param(c, d) for c in CASES for d in DTYPES if d in c.budgets]
+
+
+@pytest.mark.parametrize("case,dtype", PARAMS)
+def test_golden(case, dtype, device, impl_op, store, record):
+    fn = impl_op(case.op)
+    x = store.load_inputs(dtype)
+    ref = store.load_case(case.family, dtype, case.id)
+    got = run_op(fn, x, dtype, device, **case.params)
+    assert got.dtype == x.dtype, f"{case.id} returned {got.dtype} for {dtype} input"
+    budget = case.budgets[dtype]
+    rounded = ref["rounded"].astype(np.float64)
+    dev = D.device_id(device)
+    label = f"{case.id} {dtype} on {dev} vs golden"
+    reproduce = f"pytest tests/test_activations_golden.py -k '{case.id}-{dtype} and {dev}'"
+    stats, msg, codes = check_against(label, x, got, rounded, ref["residual"], dtype, budget, reproduce)
+    worst = float(x[stats.worst_index]) if stats.worst_index >= 0 else None
+    record(reporting.row_from_stats("value", case.id, dtype, dev, "golden", stats, budget, worst))
+    assert msg is None, msg
+    _check_subnormal_class(label, x, got.astype(np.float64), rounded, codes == 1, device, dtype)
+
+
+def _check_subnormal_class(label, x, got, rounded, sub, device, dtype):
+    """Subnormal results/inputs: correctly rounded, or what a device that is
+    measured to flush (FTZ) or to read subnormal inputs as zero (DAZ) gives:
+    a zero, or the result at a zero input of the same sign."""
+    if not sub.any():
+        return
+    beh = D.subnormal_behaviour(device)["float64" if dtype == "float64" else "float32"]
+    ok = (got == rounded) & (np.signbit(got) == np.signbit(rounded))
+    if beh["flushes_results"]:
+        ok |= got == 0
+    if beh["inputs_as_zero"]:
+        x64 = np.asarray(x).astype(np.float64)
+        for zero in (0.0, -0.0):
+            at = np.flatnonzero((x64 == 0) & (np.signbit(x64) == np.signbit(zero)))
+            if at.size:
+                ok |= (np.signbit(x64) == np.signbit(zero)) & (got == rounded[at[0]])
+    bad = sub & ~ok
+    assert not bad.any(), (
+        f"{label}: {int(bad.sum())} subnormal-class results are neither correctly rounded nor what "
+        f"the device's measured flushing gives ({beh}); e.g. x = {float(np.asarray(x)[bad][0])!r}: "
+        f"got {got[bad][0]!r}, correctly rounded {rounded[bad][0]!r}")

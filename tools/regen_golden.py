@@ -1,0 +1,176 @@
+"""Regenerate the golden data from the references.
+
+What: for every case of the registry and every dtype, the correctly rounded
+reference result and its residual (see ``tools/golden.py`` for the layout),
+plus the shared input sets.  Why: the stored results are the ground truth the
+tests compare implementations with, without recomputing mpmath every run.
+How long: about a minute on 2 cores (the fast tier decides almost every
+float16/bfloat16/float32 result; float64 results and the few ambiguous ones
+go to mpmath in a process pool).
+
+Usage::
+
+    python -m tools.regen_golden                 # regenerate everything
+    python -m tools.regen_golden --only 'gelu*'  # cases whose id matches
+    python -m tools.regen_golden --check         # regenerate in memory, compare, exit 1 on any difference
+
+Deterministic: the inputs come from an integer hash, the references from
+exact rounding, the files from a fixed-format writer, so the same command
+gives the same bytes.  Nothing is overwritten silently: every changed file is
+reported with its largest differences before the new set is committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import io
+import multiprocessing
+import os
+import sys
+import time
+
+import numpy as np
+
+import ml_dtypes
+import mpmath
+import scipy
+
+from reference import FORMATS
+from reference import fast as fast_tier
+from reference._ziv import GUARD, start_precision
+from tools import golden, inputs
+from tools.registry import CASES, DTYPES
+
+__all__ = ["main", "compute_case", "build_meta"]
+
+
+def _log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def build_meta():
+    return {
+        "command": golden.REGEN_COMMAND,
+        "versions": {"mpmath": mpmath.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+                     "ml_dtypes": ml_dtypes.__version__},
+        "reference": {
+            "method": "mpmath on the exact inputs, Ziv rounding test, doubling precision; fast tier "
+                      "(float64 formulas with a verified relative bound) where its rounding is unambiguous",
+            "start_precision_bits": {d: start_precision(FORMATS[d]) for d in DTYPES},
+            "guard_bits": GUARD,
+            "fast_tier_relative_bound": fast_tier.FAST_BOUND,
+        },
+        "residual": "int16, (exact - rounded) / ulp(exact) in units of 2**-14",
+        "cases": {c.id: {"family": c.family, "op": c.op, "kwargs": dict(c.kwargs), "dtypes": list(c.budgets)}
+                  for c in CASES},
+    }
+
+
+def compute_case(case, dtype, xs, fallback_map=map):
+    """``(rounded in dtype, residual int16, n_mpmath)`` for one case and dtype."""
+    fmt = FORMATS[dtype]
+    rounded, residual, n_fb = fast_tier.correctly_rounded_array(
+        case.reference, case.float64_formula, xs.astype(np.float64), fmt, case.params, fallback_map)
+    return rounded.astype(xs.dtype), residual, n_fb
+
+
+def _describe_change(rel, old: bytes, new: bytes, dtype) -> str:
+    if rel.startswith("inputs/"):
+        return f"  {rel}: input set changed ({len(old)} -> {len(new)} bytes)"
+    def dec(b):
+        with np.load(io.BytesIO(b), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    a, b = dec(old), dec(new)
+    if a["rounded"].shape != b["rounded"].shape:
+        return f"  {rel}: {a['rounded'].shape[0]} -> {b['rounded'].shape[0]} values (input set changed)"
+    ra = golden._from_storage(a["rounded"], dtype).astype(np.float64)
+    rb = golden._from_storage(b["rounded"], dtype).astype(np.float64)
+    diff_r = ~((ra == rb) | (np.isnan(ra) & np.isnan(rb)))
+    dres = np.abs(a["residual"].astype(np.int64) - b["residual"].astype(np.int64))
+    lines = [f"  {rel}: {int(diff_r.sum())} rounded values differ, {int((dres > 0).sum())} residuals differ "
+             f"(largest residual change {dres.max() / 2**14 if dres.size else 0:.3g} ulp)"]
+    for i in np.flatnonzero(diff_r)[:5]:
+        lines.append(f"    index {i}: {ra[i]!r} -> {rb[i]!r}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m tools.regen_golden", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", metavar="PATTERN", help="regenerate only cases whose id matches this glob")
+    ap.add_argument("--check", action="store_true", help="regenerate in memory and compare; exit 1 on differences")
+    ap.add_argument("--root", default=str(golden.ROOT), help="golden folder (default: the project's golden/)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes for mpmath")
+    args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"--jobs must be >= 1, got {args.jobs}")
+
+    store = golden.Store(args.root)
+    have_old = (store.root / golden.MANIFEST).exists()
+    selected = [c for c in CASES if not args.only or fnmatch.fnmatchcase(c.id, args.only)]
+    if not selected:
+        ap.error(f"--only {args.only!r} matches no case; known cases: {', '.join(c.id for c in CASES)}")
+    t0 = time.perf_counter()
+    files: dict[str, bytes] = {}
+    xs_by_dtype = {d: inputs.golden_inputs(d) for d in DTYPES}
+    for d, xs in xs_by_dtype.items():
+        files[golden.inputs_path(d)] = golden.Store.encode_inputs(xs)
+    # keep every existing case file that is not being regenerated
+    if have_old and args.only:
+        for rel in store.manifest["files"]:
+            if rel not in files:
+                files[rel] = store.read_bytes(rel)
+    jobs = [(c, d) for c in selected for d in DTYPES if d in c.budgets]
+    n_mp = 0
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        fmap = lambda f, it: pool.imap(f, it, chunksize=64)  # noqa: E731
+        for k, (case, d) in enumerate(jobs, 1):
+            t = time.perf_counter()
+            rounded, residual, nfb = compute_case(case, d, xs_by_dtype[d], fmap)
+            n_mp += nfb
+            rel = golden.case_path(case.family, d, case.id)
+            files[rel] = golden.Store.encode_case(rounded, residual)
+            _log(f"[{k:3d}/{len(jobs)}] {d:8s} {case.id:32s} {xs_by_dtype[d].size:7d} values, "
+                 f"{nfb:6d} by mpmath, {time.perf_counter() - t:6.1f} s")
+    meta = build_meta()
+    elapsed = time.perf_counter() - t0
+    _log(f"computed {len(jobs)} case files in {elapsed:.1f} s ({n_mp} results by mpmath, the rest by the fast tier)")
+
+    old_files = {}
+    if have_old:
+        for rel in store.manifest["files"]:
+            try:
+                old_files[rel] = store.read_bytes(rel)
+            except golden.GoldenError as e:
+                _log(f"note: {str(e).splitlines()[0]}")
+    changed = [rel for rel in sorted(files) if old_files.get(rel) != files[rel]]
+    removed = [rel for rel in sorted(old_files) if rel not in files]
+    for rel in changed:
+        dtype = rel.split("/")[1] if not rel.startswith("inputs/") else None
+        if rel in old_files:
+            _log(_describe_change(rel, old_files[rel], files[rel], dtype))
+        else:
+            _log(f"  {rel}: new file")
+    for rel in removed:
+        _log(f"  {rel}: no longer generated")
+    if args.check:
+        problems = store.verify() if have_old else [f"no golden data at {store.root}"]
+        if have_old and store.manifest.get("versions") != meta["versions"]:
+            _log(f"note: stored data was made with {store.manifest.get('versions')}, this run uses {meta['versions']}")
+        if changed or removed or problems:
+            for p in problems:
+                _log(f"  {p}")
+            _log(f"CHECK FAILED: {len(changed)} files differ, {len(removed)} would be removed, "
+                 f"{len(problems)} integrity problems")
+            return 1
+        _log(f"check passed: all {len(files)} files identical")
+        return 0
+    store.commit(files, meta)
+    total = sum(len(b) for b in files.values())
+    _log(f"wrote {len(files)} files ({total / 2**20:.1f} MiB) to {store.root}; "
+         f"{len(changed)} changed, {len(removed)} removed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
