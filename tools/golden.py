@@ -37,7 +37,7 @@ import ml_dtypes
 
 __all__ = [
     "GoldenError", "ROOT", "REGEN_COMMAND", "case_filename", "case_path", "inputs_path",
-    "npz_bytes", "npy_bytes", "Store", "sha256",
+    "npz_bytes", "npy_bytes", "Store", "sha256", "MANIFEST",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent / "golden"
@@ -164,8 +164,9 @@ class Store:
         rel = case_path(family, dtype, case_id)
         with np.load(io.BytesIO(self.read_bytes(rel)), allow_pickle=False) as z:
             out = {k: z[k] for k in z.files}
-        if "rounded" in out:
-            out["rounded"] = _from_storage(out["rounded"], dtype)
+        for k in out:
+            if k == "rounded" or k.endswith("_bf16"):
+                out[k] = _from_storage(out[k], dtype if k == "rounded" else "bfloat16")
         return out
 
     def has_case(self, family: str, dtype: str, case_id: str) -> bool:
@@ -194,8 +195,11 @@ class Store:
 
     # -- writing -----------------------------------------------------------------
     @staticmethod
-    def encode_case(rounded: np.ndarray, residual: np.ndarray) -> bytes:
-        return npz_bytes({"rounded": _storage_view(rounded), "residual": residual.astype(np.int16)})
+    def encode_arrays(arrays: dict) -> bytes:
+        """A case file: named arrays (bfloat16 ones stored as uint16 bit patterns and
+        given back as bfloat16 by ``load_case`` when their name is ``rounded`` or
+        ends in ``_bf16``)."""
+        return npz_bytes({k: _storage_view(np.asarray(v)) for k, v in arrays.items()})
 
     @staticmethod
     def encode_inputs(x: np.ndarray) -> bytes:

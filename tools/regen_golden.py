@@ -40,9 +40,9 @@ from reference import FORMATS
 from reference import fast as fast_tier
 from reference._ziv import GUARD, start_precision
 from tools import golden, inputs
-from tools.registry import CASES, DTYPES
+from tools.registry import CASES, DTYPES, family_module
 
-__all__ = ["main", "compute_case", "build_meta"]
+__all__ = ["main", "build_meta"]
 
 
 def _log(msg):
@@ -65,14 +65,6 @@ def build_meta():
         "cases": {c.id: {"family": c.family, "op": c.op, "kwargs": dict(c.kwargs), "dtypes": list(c.budgets)}
                   for c in CASES},
     }
-
-
-def compute_case(case, dtype, xs, fallback_map=map):
-    """``(rounded in dtype, residual int16, n_mpmath)`` for one case and dtype."""
-    fmt = FORMATS[dtype]
-    rounded, residual, n_fb = fast_tier.correctly_rounded_array(
-        case.reference, case.float64_formula, xs.astype(np.float64), fmt, case.params, fallback_map)
-    return rounded.astype(xs.dtype), residual, n_fb
 
 
 def _describe_change(rel, old: bytes, new: bytes, dtype) -> str:
@@ -126,11 +118,14 @@ def main(argv=None):
         fmap = lambda f, it: pool.imap(f, it, chunksize=64)  # noqa: E731
         for k, (case, d) in enumerate(jobs, 1):
             t = time.perf_counter()
-            rounded, residual, nfb = compute_case(case, d, xs_by_dtype[d], fmap)
+            fam = family_module(case.family)
+            xs = xs_by_dtype[d] if getattr(fam, "SHARED_INPUTS", False) else None
+            arrays, nfb = fam.golden_arrays(case, d, xs, fmap)
             n_mp += nfb
             rel = golden.case_path(case.family, d, case.id)
-            files[rel] = golden.Store.encode_case(rounded, residual)
-            _log(f"[{k:3d}/{len(jobs)}] {d:8s} {case.id:32s} {xs_by_dtype[d].size:7d} values, "
+            files[rel] = golden.Store.encode_arrays(arrays)
+            n_values = int(np.asarray(next(iter(arrays.values()))).size)
+            _log(f"[{k:3d}/{len(jobs)}] {d:8s} {case.id:40s} {n_values:7d} values, "
                  f"{nfb:6d} by mpmath, {time.perf_counter() - t:6.1f} s")
     meta = build_meta()
     elapsed = time.perf_counter() - t0

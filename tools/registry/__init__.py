@@ -7,21 +7,25 @@ its independent float64 formula, and its accuracy budget per dtype.  The tests
 (``tools.report``) all iterate over ``CASES``; adding an op is one entry in a
 family module here plus its implementation and its reference.
 
-Family modules (``activations``, ...) each define ``CASES``; this package
-collects them in a fixed order.
+Family modules (``activations``, ...) each define ``CASES`` and
+``golden_arrays(case, dtype, fallback_map) -> dict[str, np.ndarray]`` (what
+``tools.regen_golden`` stores for that case and dtype); this package collects
+every module of the folder, in name order.  A new family is a new module
+here; nothing else needs to change to have it regenerated and listed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import pkgutil
 from typing import Any, Callable
 
-__all__ = ["Budget", "Case", "CASES", "DTYPES", "get", "by_family"]
+__all__ = ["Budget", "Case", "CASES", "DTYPES", "get", "by_family", "family_module", "FAMILIES"]
 
 DTYPES = ("float32", "bfloat16", "float16", "float64")
 
-_FAMILIES = ("activations",)
+FAMILIES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,10 +55,11 @@ class Case:
     op: str
     kwargs: tuple[tuple[str, Any], ...]
     reference: Callable
-    float64_formula: Callable
+    float64_formula: Callable | None
     budgets: dict
     family: str
     doc: str = ""
+    extra: tuple[tuple[str, Any], ...] = ()  # family-specific settings (shapes, offsets, ...)
 
     @property
     def params(self) -> dict:
@@ -65,11 +70,16 @@ class Case:
         return getattr(module, self.op)(x, **self.params)
 
 
+def family_module(family: str):
+    if family not in FAMILIES:
+        raise KeyError(f"no registry family {family!r}; known: {', '.join(FAMILIES)}")
+    return importlib.import_module(f"{__name__}.{family}")
+
+
 def _collect():
     cases = []
-    for fam in _FAMILIES:
-        mod = importlib.import_module(f"{__name__}.{fam}")
-        cases.extend(mod.CASES)
+    for fam in FAMILIES:
+        cases.extend(family_module(fam).CASES)
     ids = [c.id for c in cases]
     dup = {i for i in ids if ids.count(i) > 1}
     if dup:

@@ -16,7 +16,11 @@ Budgets (the accuracy targets; never widened to make a test pass):
 
 from __future__ import annotations
 
+import numpy as np
+
+from reference import FORMATS
 from reference import activations as R
+from reference import fast as fast_tier
 from reference import float64 as F64
 
 from . import Budget, Case
@@ -89,3 +93,14 @@ CASES = [
     _case("hard_swish", _ONE, "x relu6(x + 3) / 6"),
     _case("softsign", _ONE, "x / (1 + |x|)"),
 ]
+
+
+SHARED_INPUTS = True  # the cases of this family use golden/inputs/<dtype>.npy
+
+
+def golden_arrays(case, dtype, xs, fallback_map=map):
+    """``{"rounded", "residual"}`` for the shared inputs ``xs`` of ``dtype``, plus the
+    number of results that needed mpmath (the rest came from the fast tier)."""
+    rounded, residual, n_fb = fast_tier.correctly_rounded_array(
+        case.reference, case.float64_formula, xs.astype(np.float64), FORMATS[dtype], case.params, fallback_map)
+    return {"rounded": rounded.astype(xs.dtype), "residual": residual}, n_fb
