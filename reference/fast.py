@@ -1,7 +1,7 @@
 """The fast tier: vectorized float64 formulas plus Ziv's rounding test, mpmath as fallback.
 
 For float16, bfloat16 and float32 targets, a float64 evaluation ``y`` of the
-independent formulas in ``reference.float64`` is within ``FAST_BOUND`` (relative)
+independent formulas in ``reference.float64`` is within a stated relative bound
 of the exact value; ``tests/test_reference.py`` verifies the bound against
 mpmath with a margin of 2**8.  If every value of ``[y(1 - B), y(1 + B)]`` rounds
 to the same target value AND the same stored residual quantum, those are
@@ -21,13 +21,7 @@ import numpy as np
 from ._convert import RESIDUAL_SCALE, Format, quantize_residual
 from ._ziv import correctly_rounded
 
-__all__ = ["FAST_BOUND", "round_array", "correctly_rounded_array"]
-
-# Relative error bound of the reference.float64 formulas for float32-or-narrower
-# inputs.  tests/test_reference.py::test_fast_tier_bound measures the largest
-# relative error against mpmath on every case and requires it to stay 2**8
-# below this bound (the figures are in docs/references.md).
-FAST_BOUND = 2.0**-40
+__all__ = ["round_array", "correctly_rounded_array"]
 
 
 def round_array(y: np.ndarray, fmt: Format):
@@ -56,11 +50,12 @@ def _quantize(r):
 
 
 def correctly_rounded_array(ref_fn, formula, xs: np.ndarray, fmt: Format, params=None,
-                            fallback_map=map):
+                            fallback_map=map, bound=2.0**-40):
     """``(rounded float64 array, residual int16 array, n_fallback)`` for every ``x``.
 
     ``ref_fn`` is the mpmath reference, ``formula`` the float64 formula (both
-    taking ``**params``).  ``fallback_map(func, iterable)`` evaluates the mpmath
+    taking ``**params``), ``bound`` the formula's relative error bound
+    (``reference.float64.relative_bound``).  ``fallback_map(func, iterable)`` evaluates the mpmath
     fallbacks (pass a process pool's ``imap`` to parallelize).
     """
     params = dict(params or {})
@@ -71,8 +66,8 @@ def correctly_rounded_array(ref_fn, formula, xs: np.ndarray, fmt: Format, params
         with np.errstate(all="ignore"):
             y = np.asarray(formula(x64, **params), dtype=np.float64)
         ok = np.isfinite(x64) & (x64 != 0) & np.isfinite(y) & (np.abs(y) >= 2.0**-1000) & (np.abs(y) < 2.0**1000)
-        lo, rlo = round_array(y * (1 - FAST_BOUND), fmt)
-        hi, rhi = round_array(y * (1 + FAST_BOUND), fmt)
+        lo, rlo = round_array(y * (1 - bound), fmt)
+        hi, rhi = round_array(y * (1 + bound), fmt)
         # Every v in [lo, hi] rounds to the same value R (rounding is monotone), and
         # (v - R) / ulp(v) is monotone in v (the ulp only changes at R's binade
         # edge, where the sign of v - R cannot change), so equal quantized

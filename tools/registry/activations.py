@@ -101,6 +101,8 @@ SHARED_INPUTS = True  # the cases of this family use golden/inputs/<dtype>.npy
 def golden_arrays(case, dtype, xs, fallback_map=map):
     """``{"rounded", "residual"}`` for the shared inputs ``xs`` of ``dtype``, plus the
     number of results that needed mpmath (the rest came from the fast tier)."""
+    bound, _ = F64.relative_bound(case.op, case.params)
     rounded, residual, n_fb = fast_tier.correctly_rounded_array(
-        case.reference, case.float64_formula, xs.astype(np.float64), FORMATS[dtype], case.params, fallback_map)
+        case.reference, case.float64_formula, xs.astype(np.float64), FORMATS[dtype], case.params, fallback_map,
+        bound=bound)
     return {"rounded": rounded.astype(xs.dtype), "residual": residual}, n_fb
