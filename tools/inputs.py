@@ -101,6 +101,17 @@ def _binade_samples(nbits_exp, nbits_man, bias, per, stream, exp_fields, both_si
     return np.concatenate(out).astype(udt)
 
 
+def _subnormal_binades(nbits_man, per, stream):
+    """``per`` random values in each binade of the subnormals (leading bit k), both signs."""
+    out = []
+    for k in range(nbits_man):
+        h = splitmix64(np.arange(per, dtype=np.uint64), stream + k)
+        low = h & np.uint64((1 << k) - 1) if k else np.zeros(per, dtype=np.uint64)
+        out.append(np.uint64(1 << k) | low)
+    pos = np.concatenate(out)
+    return np.concatenate([pos, pos | np.uint64(1 << (nbits_man + (8 if nbits_man == 23 else 11)))])
+
+
 def _neighbours(points, dtype, k):
     """``k`` consecutive values of ``dtype`` on each side of each point."""
     dt = np.dtype(dtype)
@@ -138,7 +149,8 @@ def _finish(parts, dtype):
 def float32_inputs() -> np.ndarray:
     """The float32 golden inputs (about 104k values; see module docstring)."""
     parts = [
-        _binade_samples(8, 23, 127, 16, 1, range(0, 255)),          # every binade, subnormals too
+        _binade_samples(8, 23, 127, 16, 1, range(1, 255)),          # every normal binade
+        _subnormal_binades(23, 8, 200).astype(np.uint32),           # every subnormal binade
         _binade_samples(8, 23, 127, 170, 2, range(27, 141)),        # 2**-100 .. 2**13
         _between(-10.0, 10.0, 30000, 3),
         _specials(np.float32),
@@ -153,7 +165,8 @@ def float32_inputs() -> np.ndarray:
 def float64_inputs() -> np.ndarray:
     """The float64 golden inputs (about 12k values)."""
     parts = [
-        _binade_samples(11, 52, 1023, 1, 11, range(0, 2047)),       # every binade, both signs
+        _binade_samples(11, 52, 1023, 1, 11, range(1, 2047)),       # every normal binade, both signs
+        _subnormal_binades(52, 1, 300),                             # every subnormal binade
         _binade_samples(11, 52, 1023, 25, 12, range(1023 - 60, 1023 + 11)),
         _between(-10.0, 10.0, 2000, 13),
         _between(-40.0, -3.0, 600, 14),

@@ -1,0 +1,138 @@
+"""The functional contract and the layer classes: jit, eager, vmap, grad, dtypes, repr, errors."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import impl
+from tools import inputs
+from tools.registry import by_family
+
+from .helpers import JNP_DTYPES, x64_for
+
+CASES = by_family("activations")
+IDS = [c.id for c in CASES]
+X = inputs.live_sample("float32", 256, 99)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_jit_equals_eager(case, impl_op, device):
+    """The jitted op and the same op traced op-by-op (jax.disable_jit) give the same bits."""
+    fn = impl_op(case.op)
+    x = jax.device_put(jnp.asarray(X), device)
+    jitted = np.asarray(fn(x, **case.params))
+    with jax.disable_jit():
+        eager = np.asarray(fn(x, **case.params))
+    np.testing.assert_array_equal(jitted.view(np.uint32), eager.view(np.uint32),
+                                  err_msg=f"{case.id}: jit and eager differ")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_dtype_preserved_under_jit_vmap_grad(case, dtype, impl_op):
+    fn = impl_op(case.op)
+    with x64_for(dtype):
+        x = jnp.asarray(X[:16], dtype=JNP_DTYPES[dtype])
+        f = lambda v: fn(v, **case.params)  # noqa: E731
+        assert f(x).dtype == x.dtype
+        assert jax.jit(f)(x).dtype == x.dtype
+        assert jax.vmap(f)(x).dtype == x.dtype
+        g = jax.vmap(jax.grad(f))(x)
+        assert g.dtype == x.dtype and g.shape == x.shape
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_shapes_and_scalars(case, impl_op):
+    fn = impl_op(case.op)
+    for shape in [(), (3,), (2, 3, 4), (0,)]:
+        x = jnp.full(shape, 0.5, jnp.float32)
+        assert fn(x, **case.params).shape == shape
+
+
+def test_integer_input_is_promoted():
+    """The tutorial calls relu on an integer array; integers promote to the default float."""
+    y = impl.functional.relu(jnp.array([-2, -1, 0, 1, 2]))
+    assert y.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(y), [0, 0, 0, 1, 2])
+
+
+def test_complex_input_is_rejected():
+    with pytest.raises(TypeError, match=r"x must be a real floating array, got dtype complex64"):
+        impl.functional.gelu(jnp.ones(3, jnp.complex64))
+
+
+@pytest.mark.parametrize("fn,kw,match", [
+    ("leaky_relu", {"negative_slope": float("nan")}, r"negative_slope must be finite, got nan"),
+    ("elu", {"alpha": -1.0}, r"alpha must be >= 0, got -1.0"),
+    ("celu", {"alpha": 0.0}, r"alpha must be > 0, got 0.0"),
+    ("celu", {"alpha": float("inf")}, r"alpha must be finite, got inf"),
+    ("gelu", {"approximate": "tanh"}, r"approximate must be a bool, got 'tanh'"),
+])
+def test_bad_parameters_raise(fn, kw, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        getattr(impl.functional, fn)(jnp.ones(3), **kw)
+
+
+def test_global_x64_flag_untouched():
+    before = jax.config.jax_enable_x64
+    impl.functional.gelu(jnp.ones(3))
+    assert jax.config.jax_enable_x64 == before
+
+
+# ---- layer classes ------------------------------------------------------------
+
+LAYERS = [
+    (impl.nn.ReLU(), "relu", {}, "ReLU()"),
+    (impl.nn.LeakyReLU(negative_slope=0.1), "leaky_relu", {"negative_slope": 0.1}, "LeakyReLU(negative_slope=0.1)"),
+    (impl.nn.GELU(), "gelu", {}, "GELU(approximate=False)"),
+    (impl.nn.GELU(approximate=True), "gelu", {"approximate": True}, "GELU(approximate=True)"),
+    (impl.nn.ELU(alpha=1.0), "elu", {"alpha": 1.0}, "ELU(alpha=1.0)"),
+    (impl.nn.CELU(alpha=2.0), "celu", {"alpha": 2.0}, "CELU(alpha=2.0)"),
+    (impl.nn.SELU(), "selu", {}, "SELU()"),
+    (impl.nn.SiLU(), "silu", {}, "SiLU()"),
+    (impl.nn.Mish(), "mish", {}, "Mish()"),
+    (impl.nn.Sigmoid(), "sigmoid", {}, "Sigmoid()"),
+    (impl.nn.LogSigmoid(), "log_sigmoid", {}, "LogSigmoid()"),
+    (impl.nn.Tanh(), "tanh", {}, "Tanh()"),
+    (impl.nn.Softplus(), "softplus", {}, "Softplus()"),
+    (impl.nn.ReLU6(), "relu6", {}, "ReLU6()"),
+    (impl.nn.Hardsigmoid(), "hard_sigmoid", {}, "Hardsigmoid()"),
+    (impl.nn.Hardswish(), "hard_swish", {}, "Hardswish()"),
+    (impl.nn.Softsign(), "softsign", {}, "Softsign()"),
+]
+
+
+@pytest.mark.parametrize("layer,op,kw,text", LAYERS, ids=[t for *_, t in LAYERS])
+def test_layer_calls_functional_and_prints(layer, op, kw, text):
+    x = jnp.linspace(-3, 3, 100)
+    np.testing.assert_array_equal(np.asarray(layer(x)), np.asarray(getattr(impl.functional, op)(x, **kw)))
+    assert repr(layer) == text
+    # layers are pytrees: they go through jit as arguments
+    np.testing.assert_array_equal(np.asarray(jax.jit(lambda m, v: m(v))(layer, x)), np.asarray(layer(x)))
+
+
+def test_tutorial_activation_cells():
+    """The tutorial's activation cells, as written, with impl in place of the other library."""
+    x = jnp.linspace(-3, 3, 100)
+    relu = impl.nn.ReLU()
+    test_input = jnp.array([-2, -1, 0, 1, 2])
+    np.testing.assert_array_equal(np.asarray(relu(test_input)), [0, 0, 0, 1, 2])
+    y_leaky = impl.nn.LeakyReLU(negative_slope=0.1)(x)
+    assert float(y_leaky[0]) == pytest.approx(-0.3)
+    acts = {"ReLU": impl.nn.ReLU(), "LeakyReLU": impl.nn.LeakyReLU(0.1), "GELU": impl.nn.GELU(),
+            "ELU": impl.nn.ELU(), "Sigmoid": impl.nn.Sigmoid(), "Tanh": impl.nn.Tanh()}
+    for name, act in acts.items():
+        y = act(x)
+        assert y.shape == x.shape and bool(jnp.all(jnp.isfinite(y))), name
+
+
+def test_layer_constructor_errors():
+    with pytest.raises(ValueError, match=r"negative_slope must be finite, got inf"):
+        impl.nn.LeakyReLU(negative_slope=float("inf"))
+    with pytest.raises(ValueError, match=r"alpha must be > 0, got -2"):
+        impl.nn.CELU(alpha=-2)
+    with pytest.raises(TypeError, match=r"approximate must be a bool, got 'none'"):
+        impl.nn.GELU(approximate="none")
