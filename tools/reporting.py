@@ -16,7 +16,8 @@ import json
 import math
 from pathlib import Path
 
-__all__ = ["row_from_stats", "sort_rows", "render_text", "render_markdown", "write_report"]
+__all__ = ["row_from_stats", "sort_rows", "render_text", "render_markdown", "write_report",
+           "cross_device_table", "row_within_budget"]
 
 COLUMNS = ["kind", "case", "dtype", "device", "source", "n", "max ulp", "p99 ulp", "% CR",
            "subnormal flushed", "nan/inf mismatch", "budget", "headroom", "worst input"]
@@ -70,7 +71,48 @@ def render_text(rows, header_lines=()):
         out.append("  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip())
         if k == 0:
             out.append("  ".join("-" * w for w in widths))
+    devices, cross = cross_device_table(rows)
+    if len(devices) > 1:
+        out += ["", "across devices (max ulp vs golden; ! = over budget):"]
+        head = ["kind", "case", "dtype"] + devices + ["agreement"]
+        tab = [head] + cross
+        w = [max(len(t[i]) for t in tab) for i in range(len(head))]
+        out += ["  ".join(c.ljust(x) for c, x in zip(t, w)).rstrip() for t in tab]
     return "\n".join(out)
+
+
+def row_within_budget(r) -> bool:
+    return (r["max_ulp"] <= r["budget_max_ulp"] and r["pct_cr"] >= r["budget_min_cr"]
+            and r["n_nonfinite_mismatch"] == 0)
+
+
+def cross_device_table(rows):
+    """Per kind x case x dtype, the max ulp of each device against the golden data side by
+    side; a device over its budget is flagged with "!".  Returns (devices, table rows)."""
+    golden_rows = [r for r in rows if r["source"] == "golden"]
+    devices = sorted({r["device"] for r in golden_rows})
+    cells = {}
+    for r in golden_rows:
+        key = (r["kind"], r["case"], r["dtype"])
+        cells.setdefault(key, {})[r["device"]] = _fmt_ulp(r["max_ulp"]) + ("" if row_within_budget(r) else " !")
+    table = []
+    for key in sorted(cells, key=lambda k: (k[0], k[1], _DT_ORDER.get(k[2], 9))):
+        per = cells[key]
+        values = {v.rstrip(" !") for v in per.values()}
+        agree = "same" if len(values) == 1 and len(per) == len(devices) else "DIFFER"
+        table.append(list(key) + [per.get(d, "-") for d in devices] + [agree])
+    return devices, table
+
+
+def _render_cross_device_md(rows):
+    devices, table = cross_device_table(rows)
+    if len(devices) < 2:
+        return []
+    out = ["", "## Across devices (max ulp vs golden; ! = over budget)", "",
+           "| kind | case | dtype | " + " | ".join(devices) + " | agreement |",
+           "|" + "---|" * (4 + len(devices))]
+    out += ["| " + " | ".join(t) + " |" for t in table]
+    return out
 
 
 def render_markdown(rows, header_lines=()):
@@ -82,6 +124,7 @@ def render_markdown(rows, header_lines=()):
         cells = _cells(r)
         cells[1] = f"`{cells[1]}`"
         out.append("| " + " | ".join(cells) + " |")
+    out += _render_cross_device_md(rows)
     return "\n".join(out) + "\n"
 
 
