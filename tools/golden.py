@@ -13,9 +13,13 @@ Layout::
   regenerates it.
 * Case ids become file names through ``case_filename``, which allows only
   ``[A-Za-z0-9_.=-]``; any path is resolved and must stay inside the root.
-* Writes go to ``<root>/.staging`` first; files are then moved into place with
-  ``os.replace`` and the manifest is replaced last, so an interrupted
-  regeneration leaves the previous set intact.  ``.npz`` files are written as
+* Writes go to ``<root>/.staging`` first (the complete new set and its
+  manifest); only then is a ``COMMITTING`` marker written and the files moved
+  into place with ``os.replace``, the manifest last.  A regeneration killed
+  before that point (all the computing) leaves the previous set intact and
+  valid.  One killed during the moves (milliseconds) leaves the marker: the
+  store then refuses to load, naming the command, and the next run of the
+  tool (or ``--recover``) completes the moves from the staged copy.  ``.npz`` files are written as
   deterministic zip archives (fixed timestamps, fixed member order), so the
   same data gives the same bytes.
 """
@@ -126,7 +130,14 @@ class Store:
         return p
 
     @property
+    def interrupted(self) -> bool:
+        return (self.root / ".staging" / "COMMITTING").exists()
+
+    @property
     def manifest(self) -> dict:
+        if self.interrupted:
+            raise GoldenError(f"golden data in {self.root} was being replaced when a regeneration stopped; "
+                              f"complete it with: {REGEN_COMMAND} --recover")
         if self._manifest is None:
             path = self.root / MANIFEST
             if not path.exists():
@@ -220,13 +231,28 @@ class Store:
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(data)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        for rel in files:
-            dest = self._resolve(rel)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / rel, dest)
         old = set(self.manifest["files"]) if (self.root / MANIFEST).exists() else set()
+        (staging / "OLD_FILES").write_text("\n".join(sorted(old - set(files))))
+        (staging / "COMMITTING").write_text("")
+        self._finish_commit()
+
+    def recover(self) -> bool:
+        """Complete a commit that was interrupted during its moves; True if there was one."""
+        if not self.interrupted:
+            return False
+        self._finish_commit()
+        return True
+
+    def _finish_commit(self):
+        staging = self.root / ".staging"
+        staged = json.loads((staging / MANIFEST).read_text())
+        for rel in staged["files"]:
+            src, dest = staging / rel, self._resolve(rel)
+            if src.exists():  # not yet moved
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dest)
         os.replace(staging / MANIFEST, self.root / MANIFEST)
-        for rel in old - set(files):
+        for rel in filter(None, (staging / "OLD_FILES").read_text().split("\n")):
             p = self._resolve(rel)
             if p.exists():
                 p.unlink()

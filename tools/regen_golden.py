@@ -82,7 +82,7 @@ def _describe_change(rel, old: bytes, new: bytes, dtype) -> str:
     lines = [f"  {rel}: {int(diff_r.sum())} rounded values differ, {int((dres > 0).sum())} residuals differ "
              f"(largest residual change {dres.max() / 2**14 if dres.size else 0:.3g} ulp)"]
     for i in np.flatnonzero(diff_r)[:5]:
-        lines.append(f"    index {i}: {ra[i]!r} -> {rb[i]!r}")
+        lines.append(f"    index {i}: {float(ra[i])!r} -> {float(rb[i])!r}")
     return "\n".join(lines)
 
 
@@ -92,11 +92,18 @@ def main(argv=None):
     ap.add_argument("--check", action="store_true", help="regenerate in memory and compare; exit 1 on differences")
     ap.add_argument("--root", default=str(golden.ROOT), help="golden folder (default: the project's golden/)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes for mpmath")
+    ap.add_argument("--recover", action="store_true",
+                    help="only complete a commit that an interrupted regeneration left, then exit")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
 
     store = golden.Store(args.root)
+    if store.interrupted and not args.check:
+        store.recover()
+        _log(f"completed the commit an interrupted regeneration left in {store.root}")
+    if args.recover:
+        return 0
     have_old = (store.root / golden.MANIFEST).exists()
     selected = [c for c in CASES if not args.only or fnmatch.fnmatchcase(c.id, args.only)]
     if not selected:
