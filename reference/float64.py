@@ -118,11 +118,15 @@ def gelu(x, approximate=False):
         # z > 0.5: erfc(z) = erfcx(z) exp(-z^2) with z^2 as a double-double (scipy's erfc
         # rounds z^2 before exp, which costs z^2 ulps); erfcx varies slowly, so z_lo only
         # enters through exp(-z^2): z^2 = z2 + z2e
-        z2, z2e = _two_prod(z, z)
-        z2e = z2e + 2 * z * ze
-        big = special.erfcx(z) * np.exp(-z2) * (1 - z2e)
-        small = special.erfc(z) - ze * (2 / np.sqrt(np.pi)) * np.exp(-z * z)
-        y = 0.5 * x * np.where(z > 0.5, big, small)
+        e = np.empty_like(z)
+        b = z > 0.5
+        zb, zeb = z[b], ze[b]
+        z2, z2e = _two_prod(zb, zb)
+        z2e = z2e + 2 * zb * zeb
+        e[b] = special.erfcx(zb) * np.exp(-z2) * (1 - z2e)
+        s_, zs, zes = ~b, z[~b], ze[~b]
+        e[s_] = special.erfc(zs) - zes * (2 / np.sqrt(np.pi)) * np.exp(-zs * zs)
+        y = 0.5 * x * e
         return np.where(np.isnan(x), x, np.where(np.abs(x) > 1e30, np.where(x > 0, x, -0.0), y))
 
 

@@ -1,0 +1,241 @@
+"""Exhaustive float32 verification of an elementwise op: all 2**32 inputs, on demand.
+
+Usage::
+
+    python -m tools.exhaustive gelu --dtype float32 [--impl MODULE] [--jobs N] [--out DIR]
+    python -m tools.exhaustive 'leaky_relu[negative_slope=0.1]' --chunks 0:16   # a part of the range
+
+The 2**32 bit patterns are swept in 256 chunks of 2**24 (the chunking of XLA's
+exhaustive tests), by ``--jobs`` worker processes (default: all cores).  Each
+chunk is evaluated by the implementation (jitted, on the CPU) and by the fast
+reference tier (``reference.float64`` formulas with their verified relative
+bound); where the bound cannot decide the correct rounding, mpmath decides
+(``reference.correctly_rounded``).  Results of the float64 formula that are 0
+or below 2**-1000 in magnitude are results whose exact value rounds to a zero
+of the formula's sign (|exact| < 2**-1000 (1 + bound) is far below float32's
+smallest subnormal); tests/test_exhaustive.py checks that sign rule against
+mpmath.
+
+Finished chunks are recorded in ``DIR/<op>-<dtype>/chunks/NNN.json`` (written
+atomically), so a stopped sweep resumes where it was: run the same command
+again.  Progress and an ETA go to stderr.  The report (``report.md`` and
+``report.json`` in the same folder) gives the max ulp over normal-range
+results with its input, counts per ulp bucket, the correctly rounded share,
+and the subnormal, nan and inf classes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main", "sweep_chunk"]
+
+CHUNK_BITS = 24
+N_CHUNKS = 1 << (32 - CHUNK_BITS)
+BUCKETS = [("<= 0.5 (correctly rounded)", 0.5), ("(0.5, 1]", 1.0), ("(1, 2]", 2.0), ("(2, 4]", 4.0),
+           ("(4, 1e3]", 1e3), ("> 1e3", math.inf)]
+
+
+def _ulp32(a):
+    """ulp of float32 in the binade of |a| (float64 array), subnormal spacing below 2**-126."""
+    _, e2 = np.frexp(a)
+    q = np.maximum(e2 - 1, -126) - 23
+    return np.ldexp(1.0, q)
+
+
+def _round_decided(y, bound):
+    """Round float64 ``y`` to float32 in one pass, and flag where ``y(1 ± bound)`` could
+    round differently (near a tie, or near a binade edge): those go to mpmath."""
+    with np.errstate(all="ignore"):
+        _, e2 = np.frexp(y)
+        q = np.maximum(e2 - 1, -126) - 23
+        n = np.ldexp(y, -q)
+        rn = np.rint(n)
+        margin = bound * np.abs(n)
+        near_tie = np.abs(0.5 - np.abs(n - rn)) <= margin
+        near_edge = (np.abs(n) - margin < 2.0**23) & (q > -149)  # could fall into the binade below
+        rounded = np.ldexp(rn, q)
+        rounded = np.where(np.abs(rounded) > 3.4028234663852886e38, np.copysign(np.inf, y), rounded)
+    return rounded, near_tie | near_edge
+
+
+PIECE_BITS = 20  # numpy work is done in pieces of 2**20 (fewer page faults than 2**24 temporaries)
+
+
+def sweep_chunk(args):
+    """Sweep one chunk of 2**24 inputs; returns its statistics as a JSON-able dict."""
+    case_id, impl_name, k = args
+    import jax
+    import jax.numpy as jnp
+
+    from reference import float64 as F64
+    from tools.registry import get
+
+    case = get(case_id)
+    fn = jax.jit(lambda v: getattr(importlib.import_module(impl_name), case.op)(v, **case.params))
+    bound, _ = F64.relative_bound(case.op, case.params)
+    parts = []
+    for j in range(1 << (CHUNK_BITS - PIECE_BITS)):
+        base = (k << CHUNK_BITS) + (j << PIECE_BITS)
+        bits = (np.arange(1 << PIECE_BITS, dtype=np.uint64) + np.uint64(base)).astype(np.uint32)
+        x = bits.view(np.float32)
+        got = np.asarray(jax.block_until_ready(fn(jnp.asarray(x)))).astype(np.float64)
+        parts.append(_sweep_piece(case, bound, x, got))
+    out = _aggregate(parts)
+    w = out.pop("worst") or {}
+    out.update(chunk=k, worst_x=w.get("x"), worst_got=w.get("got"), worst_expected=w.get("expected"))
+    return out
+
+
+def _sweep_piece(case, bound, x, got):
+    from reference import FORMATS, correctly_rounded
+
+    x64 = x.astype(np.float64)
+    with np.errstate(all="ignore"):
+        y = np.asarray(case.float64_formula(x64, **case.params), dtype=np.float64)
+    fmt = FORMATS["float32"]
+    finite_x = np.isfinite(x64)
+    tiny = finite_x & np.isfinite(y) & (np.abs(y) < 2.0**-1000)
+    rounded, undecidable = _round_decided(y, bound)
+    decided = finite_x & np.isfinite(y) & ~undecidable & ~tiny & (x64 != 0)
+    rounded = np.where(tiny, np.copysign(0.0, y), rounded)
+    decided |= tiny
+    nan_in = np.isnan(x64)  # 2**24 - 2 nan patterns: the result is nan, no need to ask mpmath
+    rounded = np.where(nan_in, np.nan, rounded)
+    decided |= nan_in
+    # everything else (inf inputs, zeros, ambiguous roundings): mpmath
+    todo = np.flatnonzero(~decided)
+    for i in todo:
+        rounded[i] = correctly_rounded(case.reference, float(x64[i]), fmt, case.params)[0]
+    # errors against the float64 value (the exact value within bound*|y|), in ulps of float32
+    with np.errstate(all="ignore"):
+        exact_approx = np.where(decided & ~tiny & ~nan_in, y, rounded)
+        err = np.abs(got - exact_approx) / _ulp32(np.abs(exact_approx))
+    nonfinite = ~np.isfinite(rounded) | ~np.isfinite(got)
+    nf_ok = (np.isnan(rounded) & np.isnan(got)) | (np.isinf(rounded) & (got == rounded))
+    sub_in = finite_x & (np.abs(x64) > 0) & (np.abs(x64) < fmt.min_normal)
+    exact_sub = ~nonfinite & (np.abs(exact_approx) < fmt.min_normal) & (exact_approx != 0)
+    sub = ~nonfinite & (sub_in | exact_sub)
+    normal = ~nonfinite & ~sub
+    cr = normal & (got == rounded) & (np.signbit(got) == np.signbit(rounded))
+    e_norm = np.where(normal, err, -1.0)
+    w = int(np.argmax(e_norm))
+    counts, prev = [], None
+    for _, edge in BUCKETS:
+        counts.append(int(np.sum(normal & (err <= edge) & ((err > prev) if prev is not None else True))))
+        prev = edge
+    return {
+        "n": int(x.size), "n_normal": int(normal.sum()), "n_cr": int(cr.sum()),
+        "max_ulp": float(e_norm[w]) if normal.any() else 0.0,
+        "worst": {"x": float(x64[w]), "got": float(got[w]), "expected": float(rounded[w])} if normal.any() else None,
+        "buckets": counts, "n_subnormal": int(sub.sum()),
+        "n_flushed": int((sub & (got == 0) & (rounded != 0)).sum()),
+        "n_nonfinite": int(nonfinite.sum()), "n_nonfinite_mismatch": int((nonfinite & ~nf_ok).sum()),
+        "n_mpmath": int(todo.size), "uncertainty_ulp": float(bound * 2**24),
+    }
+
+
+def _write_atomic(path: Path, text: str):
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _aggregate(parts):
+    agg = {"n": 0, "n_normal": 0, "n_cr": 0, "max_ulp": 0.0, "buckets": [0] * len(BUCKETS), "n_subnormal": 0,
+           "n_flushed": 0, "n_nonfinite": 0, "n_nonfinite_mismatch": 0, "n_mpmath": 0, "worst": None}
+    for p in parts:
+        for k in ("n", "n_normal", "n_cr", "n_subnormal", "n_flushed", "n_nonfinite", "n_nonfinite_mismatch",
+                  "n_mpmath"):
+            agg[k] += p[k]
+        agg["buckets"] = [a + b for a, b in zip(agg["buckets"], p["buckets"])]
+        w = p.get("worst") or ({"x": p["worst_x"], "got": p["worst_got"], "expected": p["worst_expected"]}
+                               if "worst_x" in p else None)
+        if w is not None and (agg["worst"] is None or p["max_ulp"] > agg["max_ulp"]):
+            agg["max_ulp"] = p["max_ulp"]
+            agg["worst"] = w
+    agg["uncertainty_ulp"] = max((p["uncertainty_ulp"] for p in parts), default=0.0)
+    return agg
+
+
+def _render(case_id, impl, agg, n_chunks, secs):
+    pct = 100.0 * agg["n_cr"] / agg["n_normal"] if agg["n_normal"] else 100.0
+    w = agg["worst"] or {}
+    lines = [f"# Exhaustive float32 sweep: `{case_id}` ({impl})", "",
+             f"- inputs: {agg['n']} bit patterns in {n_chunks} of {N_CHUNKS} chunks of 2**{CHUNK_BITS}",
+             f"- max error over normal-range results: {agg['max_ulp']:.4f} ulp "
+             f"(+- {agg['uncertainty_ulp']:.1e} ulp from the reference bound) at x = {w.get('x')!r} "
+             f"(got {w.get('got')!r}, correctly rounded {w.get('expected')!r})",
+             f"- correctly rounded: {pct:.6f}% of {agg['n_normal']} normal-range results",
+             f"- subnormal class (subnormal input or exact result): {agg['n_subnormal']}, "
+             f"flushed to zero {agg['n_flushed']}",
+             f"- nan/inf: {agg['n_nonfinite']}, mismatches {agg['n_nonfinite_mismatch']}",
+             f"- decided by mpmath: {agg['n_mpmath']}",
+             f"- sweep time: {secs:.0f} s", "", "| error (ulp) | count |", "|---|---|"]
+    lines += [f"| {name} | {c} |" for (name, _), c in zip(BUCKETS, agg["buckets"])]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tools.exhaustive", description=__doc__.split("\n\n")[0])
+    ap.add_argument("case", help="a registry case id of the activations family, e.g. gelu")
+    ap.add_argument("--dtype", default="float32", choices=["float32"],
+                    help="float32 (bfloat16 and float16 are exhaustive in the default test run)")
+    ap.add_argument("--impl", default="impl.functional", help="module under test")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--out", default="report/exhaustive")
+    ap.add_argument("--chunks", default=f"0:{N_CHUNKS}", help="range of chunks START:STOP (default all)")
+    args = ap.parse_args(argv)
+    from tools.registry import by_family
+
+    ids = [c.id for c in by_family("activations")]
+    if args.case not in ids:
+        ap.error(f"unknown case {args.case!r}; choose one of: {', '.join(ids)}")
+    try:
+        start, stop = (int(v) for v in args.chunks.split(":"))
+        assert 0 <= start < stop <= N_CHUNKS
+    except (ValueError, AssertionError):
+        ap.error(f"--chunks must be START:STOP with 0 <= START < STOP <= {N_CHUNKS}, got {args.chunks!r}")
+    if args.jobs < 1:
+        ap.error(f"--jobs must be >= 1, got {args.jobs}")
+    safe = "".join(c if c.isalnum() or c in "._=-" else "_" for c in args.case)
+    out = Path(args.out) / f"{safe}-{args.dtype}"
+    (out / "chunks").mkdir(parents=True, exist_ok=True)
+    done = {int(p.stem): json.loads(p.read_text()) for p in (out / "chunks").glob("*.json")}
+    todo = [k for k in range(start, stop) if k not in done]
+    print(f"{args.case} {args.dtype}: {len(done)} chunks already done, {len(todo)} to go, {args.jobs} workers",
+          file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        for i, res in enumerate(pool.imap_unordered(sweep_chunk, [(args.case, args.impl, k) for k in todo]), 1):
+            _write_atomic(out / "chunks" / f"{res['chunk']:03d}.json", json.dumps(res))
+            done[res["chunk"]] = res
+            el = time.perf_counter() - t0
+            eta = el / i * (len(todo) - i)
+            print(f"\r  chunk {res['chunk']:3d}: {i}/{len(todo)} done, max so far "
+                  f"{max(d['max_ulp'] for d in done.values()):.3f} ulp, {el:.0f} s elapsed, ETA {eta:.0f} s   ",
+                  end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    secs = time.perf_counter() - t0
+    parts = [done[k] for k in range(start, stop) if k in done]
+    agg = _aggregate(parts)
+    agg.update(case=args.case, dtype=args.dtype, impl=args.impl, chunks=[start, stop], seconds=secs)
+    _write_atomic(out / "report.json", json.dumps(agg, indent=1))
+    md = _render(args.case, args.impl, agg, len(parts), secs)
+    _write_atomic(out / "report.md", md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
