@@ -157,6 +157,7 @@ class _Pool2d(Module):
         self.kernel_size = W.pair("kernel_size", kernel_size, op=op)
         self.strides = self.kernel_size if strides is None else W.pair("strides", strides, op=op)
         self.padding = W.normalize_padding(padding, op)
+        W.check_pool_padding(self.padding, self.kernel_size, op)
 
     def __call__(self, x):
         return type(self)._fn(x, self.kernel_size, self.strides, self.padding)

@@ -50,7 +50,9 @@ __all__ = ["max_pool2d", "avg_pool2d"]
 def _geometry(kernel_size, strides, padding, op):
     kernel = W.pair("kernel_size", kernel_size, op=op)
     strides = kernel if strides is None else W.pair("strides", strides, op=op)
-    return kernel, strides, W.normalize_padding(padding, op)
+    padding = W.normalize_padding(padding, op)
+    W.check_pool_padding(padding, kernel, op)
+    return kernel, strides, padding
 
 
 def max_pool2d(x, kernel_size, strides=None, padding="VALID"):
@@ -62,7 +64,8 @@ def max_pool2d(x, kernel_size, strides=None, padding="VALID"):
       strides: int or ``(sh, sw)``; ``None`` (default) means ``kernel_size``
         (non-overlapping windows).
       padding: ``'VALID'`` (default), ``'SAME'``, an int, ``(ph, pw)`` or
-        ``((top, bottom), (left, right))``; padded cells are ``-inf``.
+        ``((top, bottom), (left, right))``, each side smaller than the window;
+        padded cells are ``-inf``.
 
     Returns:
       ``(N, H_out, W_out, C)`` in ``x``'s dtype; a window holding a nan gives nan.

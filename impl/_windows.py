@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import operator
 
-__all__ = ["pair", "normalize_padding", "resolve_padding", "spatial_input"]
+__all__ = ["pair", "normalize_padding", "check_pool_padding", "resolve_padding", "spatial_input"]
 
 
 def pair(name: str, value, *, op: str, minimum: int = 1) -> tuple[int, int]:
@@ -69,6 +69,18 @@ def normalize_padding(padding, op: str):
         return _explicit(padding, op)
     except (TypeError, ValueError) as e:
         raise type(e)(f"{e} (padding may also be 'SAME' or 'VALID')") from None
+
+
+def check_pool_padding(padding, kernel, op: str):
+    """Explicit pooling padding must be smaller than the window on every side, so
+    every window covers at least one input cell ('SAME' always does)."""
+    if isinstance(padding, str):
+        return
+    for axis, (lo, hi), k in zip(("height", "width"), padding, kernel):
+        if lo >= k or hi >= k:
+            raise ValueError(f"{op}: padding ({lo}, {hi}) along {axis} must be smaller than the kernel size {k} "
+                             f"on each side, so that every window covers an input cell; use padding='SAME' or "
+                             f"less padding")
 
 
 def resolve_padding(padding, in_hw, kernel, strides, dilation, op: str):
