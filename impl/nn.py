@@ -17,3 +17,10 @@ from ._activation_layers import Softplus as Softplus
 from ._activation_layers import Softsign as Softsign
 from ._activation_layers import Tanh as Tanh
 from ._module import Module as Module
+from ._layers import AvgPool2d as AvgPool2d
+from ._layers import Conv2d as Conv2d
+from ._layers import Dropout as Dropout
+from ._layers import Flatten as Flatten
+from ._layers import Linear as Linear
+from ._layers import MaxPool2d as MaxPool2d
+from ._layers import Sequential as Sequential

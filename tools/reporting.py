@@ -8,6 +8,11 @@ to the controller) with at least ``kind`` ("value", "grad", ...), ``case``,
 Columns: n, max ulp over normal-range results, p99 ulp, % correctly rounded,
 subnormal results flushed (of how many), nan/inf mismatches, budget, headroom
 (budget / max ulp; "inf" when the max is 0).
+
+Rows judged by an a-priori error bound rather than an ulp budget (linear
+maps) carry ``bound_fraction`` (the largest ``|error| / bound``) and
+``budget_text`` (and ``budget_max_ulp`` None); their budget cell shows that
+text and their headroom is ``max_bound_fraction / bound_fraction``.
 """
 
 from __future__ import annotations
@@ -51,14 +56,19 @@ def _fmt_ulp(v):
 
 def _cells(r):
     mx = r["max_ulp"]
-    head = "inf" if mx == 0 else f"{r['budget_max_ulp'] / mx:.2f}x"
+    if r.get("bound_fraction") is not None:
+        frac = r["bound_fraction"]
+        head = "inf" if frac == 0 else f"{r.get('max_bound_fraction', 1.0) / frac:.2f}x"
+        budget = f"{r.get('budget_text', 'a-priori bound')} (max {frac:.3g} of it)"
+    else:
+        head = "inf" if mx == 0 else f"{r['budget_max_ulp'] / mx:.2f}x"
+        budget = (f"<= {_fmt_ulp(r['budget_max_ulp'])} ulp"
+                  + (f", >= {r['budget_min_cr']:g}% CR" if r["budget_min_cr"] else ""))
     worst = "" if r.get("worst_input") is None else f"{r['worst_input']:.9g}"
     return [
         r["kind"], r["case"], r["dtype"], r["device"], r["source"], str(r["n"]), _fmt_ulp(mx),
         _fmt_ulp(r["p99_ulp"]), f"{r['pct_cr']:.3f}", f"{r['n_flushed']}/{r['n_subnormal']}",
-        str(r["n_nonfinite_mismatch"]),
-        f"<= {_fmt_ulp(r['budget_max_ulp'])} ulp" + (f", >= {r['budget_min_cr']:g}% CR" if r["budget_min_cr"] else ""),
-        head, worst,
+        str(r["n_nonfinite_mismatch"]), budget, head, worst,
     ]
 
 
@@ -82,8 +92,11 @@ def render_text(rows, header_lines=()):
 
 
 def row_within_budget(r) -> bool:
-    return (r["max_ulp"] <= r["budget_max_ulp"] and r["pct_cr"] >= r["budget_min_cr"]
-            and r["n_nonfinite_mismatch"] == 0)
+    if r.get("bound_fraction") is not None:  # judged by an a-priori bound
+        ok = r["bound_fraction"] <= r.get("max_bound_fraction", 1.0)
+    else:
+        ok = r["max_ulp"] <= r["budget_max_ulp"] and r["pct_cr"] >= (r["budget_min_cr"] or 0)
+    return ok and r["n_nonfinite_mismatch"] == 0
 
 
 def cross_device_table(rows):
@@ -94,7 +107,9 @@ def cross_device_table(rows):
     cells = {}
     for r in golden_rows:
         key = (r["kind"], r["case"], r["dtype"])
-        cells.setdefault(key, {})[r["device"]] = _fmt_ulp(r["max_ulp"]) + ("" if row_within_budget(r) else " !")
+        shown = (f"{r['bound_fraction']:.3g} of bound" if r.get("bound_fraction") is not None
+                 else _fmt_ulp(r["max_ulp"]))
+        cells.setdefault(key, {})[r["device"]] = shown + ("" if row_within_budget(r) else " !")
     table = []
     for key in sorted(cells, key=lambda k: (k[0], k[1], _DT_ORDER.get(k[2], 9))):
         per = cells[key]
