@@ -21,3 +21,10 @@ from ._activations import silu as silu
 from ._activations import softplus as softplus
 from ._activations import softsign as softsign
 from ._activations import tanh as tanh
+from ._reductions import batch_norm as batch_norm
+from ._reductions import group_norm as group_norm
+from ._reductions import instance_norm as instance_norm
+from ._reductions import layer_norm as layer_norm
+from ._reductions import log_softmax as log_softmax
+from ._reductions import rms_norm as rms_norm
+from ._reductions import softmax as softmax
