@@ -17,3 +17,15 @@ from ._activation_layers import Softplus as Softplus
 from ._activation_layers import Softsign as Softsign
 from ._activation_layers import Tanh as Tanh
 from ._module import Module as Module
+from ._norm_layers import BatchNorm1d as BatchNorm1d
+from ._norm_layers import BatchNorm2d as BatchNorm2d
+from ._norm_layers import BatchNorm3d as BatchNorm3d
+from ._norm_layers import GroupNorm as GroupNorm
+from ._norm_layers import InstanceNorm1d as InstanceNorm1d
+from ._norm_layers import InstanceNorm2d as InstanceNorm2d
+from ._norm_layers import InstanceNorm3d as InstanceNorm3d
+from ._norm_layers import LayerNorm as LayerNorm
+from ._norm_layers import LogSoftmax as LogSoftmax
+from ._norm_layers import RMSNorm as RMSNorm
+from ._norm_layers import Softmax as Softmax
+from ._norm_layers import functional_call as functional_call
