@@ -21,8 +21,12 @@ deviation from the exact mean with an error of a few float64 ulps *of d_i*,
 whatever the offset: the error does not grow with ``|mean| / std``
 (``E[x^2] - E[x]^2`` loses ``2 log2(|mean|/std)`` bits, a float32 two-pass
 ``log2(|mean|/std)`` bits).  For float16/bfloat16/float32 inputs ``u_i`` is
-exact (the difference of a 24-bit and a 53-bit number within 2**29 of each
-other fits in float64).  The output is
+exact unless ``|x_i|`` and ``|m_0|`` are more than ``2**28`` apart (the
+difference then still has a relative error of ``2**-53``).  The divisions by
+``n`` are true divisions (``_div_n``): XLA would multiply by a rounded ``1/n``
+and the CPU backend may fuse ``x - s * (1/n)`` into an FMA in one place and
+not in another, so the deviations of a constant row would not all be 0.
+The output is
 
 .. math::
 
@@ -42,8 +46,8 @@ Softmax
 -------
 
 ``s_j = x_j - max(x)`` is kept as an exact pair ``hi + lo`` (TwoSum);
-``e_j = exp(hi_j) (1 + lo_j)``; with ``k`` the first position of the maximum
-and ``r = sum_{j != k} e_j``,
+``e_j = exp(hi_j) (1 + lo_j)``; with ``r`` the sum of the ``e_j`` without one
+maximum (its ties, ``s_j = 0``, add exactly 1 each),
 
 .. math::
 
@@ -51,7 +55,17 @@ and ``r = sum_{j != k} e_j``,
    \mathrm{log\_softmax}_j = s_j - \mathrm{log1p}(r),
 
 so ``log_softmax`` of the largest logit is ``-log1p(r)`` with full relative
-accuracy (``-7.4e-9``, not ``0``, for the logits ``[0, -18.7]``).
+accuracy (``-7.56e-9``, not ``0``, for the logits ``[0, -18.7]``).  For
+outputs narrower than float64, log_softmax rounds ``(hi - log1p r) + lo`` to
+odd in float64 from its exact pair, so an ``s_j`` that sits on a float32
+midpoint, minus a tiny ``log1p r``, is still rounded once and correctly (a
+``log1p r`` that underflows in float64 counts as "just below").
+
+Derivatives: the normalization ops are differentiated through their float64
+formulas (``narrow`` passes the tangent through); softmax and log_softmax
+carry a custom JVP, ``p (dx - <p, dx>)`` and ``dx - <p, dx>`` with ``p`` in
+float64, and derivative 0 on rows whose value is a limit (``+inf`` entries,
+all ``-inf``).
 
 Edge rows (NaN only from NaN input):
 
@@ -160,6 +174,19 @@ def _two_sum(a, b):
     return s, e
 
 
+def _div_n(a, n):
+    """``a / n`` as a true, correctly rounded division.
+
+    XLA rewrites a division by a broadcast scalar into a multiplication by its
+    rounded reciprocal, and the CPU backend may then fuse ``t - s * (1/n)`` into
+    one FMA in one place and not in another.  The mean of a constant row would
+    then not be that constant, and its "zero" deviations would differ from 0 by
+    an ulp of the mean.  Dividing by an opaque array of ``a``'s shape keeps a real
+    division, so ``m0``, ``u`` and ``c`` are the same wherever they are used.
+    """
+    return a / lax.optimization_barrier(jnp.full(a.shape, n, jnp.float64))
+
+
 def _moments(t, axes, axis_name=None):
     """Corrected two-pass statistics of float64 ``t`` over ``axes`` (keepdims).
 
@@ -172,14 +199,14 @@ def _moments(t, axes, axis_name=None):
     if axis_name is not None:
         s1 = lax.psum(s1, axis_name)
         n = lax.psum(n, axis_name)
-    m0 = s1 / n
+    m0 = _div_n(s1, n)
     u = t - m0
     su = jnp.sum(u, axis=axes, keepdims=True)
     suu = jnp.sum(u * u, axis=axes, keepdims=True)
     if axis_name is not None:
         su, suu = lax.psum((su, suu), axis_name)
-    c = su / n
-    var = jnp.maximum(suu / n - c * c, 0.0)
+    c = _div_n(su, n)
+    var = jnp.maximum(_div_n(suu, n) - c * c, 0.0)
     return m0, u, c, var, n
 
 
@@ -212,53 +239,75 @@ def _in64(fn, out_dtypes, *arrays):
 # ---- softmax ---------------------------------------------------------------------
 
 def _softmax64(t, axis, log, sticky):
+    """softmax or log_softmax of float64 ``t`` along ``axis`` (module docstring).
+
+    ``sticky``: the output is narrower than float64, so log_softmax hands over a
+    round-to-odd value (one correct rounding later).  Not differentiated:
+    ``_softmax_op`` carries the derivative.
+    """
     n = t.shape[axis]
-    nan_row = jnp.any(jnp.isnan(t), axis=axis, keepdims=True)
-    pinf = t == jnp.inf
-    n_pinf = jnp.sum(pinf, axis=axis, keepdims=True)
-    all_ninf = jnp.all(t == -jnp.inf, axis=axis, keepdims=True)
-    special = nan_row | (n_pinf > 0) | all_ninf
-    # the regular path sees a harmless row where the row is special (no NaN in
-    # either branch of the final select, so gradients stay finite)
-    ts = jnp.where(special, 0.0, t)
-    # k: the first position of the maximum (argmax, without argmax's index dtype);
-    # m = x_k exactly, and differentiable (the formulas below single x_k out)
-    ts0 = lax.stop_gradient(ts)
-    iota = lax.broadcasted_iota(jnp.int32, ts.shape, axis)
-    k = jnp.min(jnp.where(ts0 == jnp.max(ts0, axis=axis, keepdims=True), iota, jnp.int32(n)),
-                axis=axis, keepdims=True)
-    is_k = iota == k
-    m = jnp.sum(jnp.where(is_k, ts, 0.0), axis=axis, keepdims=True)
-    hi, lo = _two_sum(ts, -m)
-    lo = jnp.where(jnp.isfinite(hi), lo, 0.0)
+    M = jnp.max(t, axis=axis, keepdims=True)  # NaN when the row holds a NaN
+    nan_row, all_ninf = jnp.isnan(M), M == -jnp.inf
+    special = nan_row | (M == jnp.inf) | all_ninf
+    hi, lo = _two_sum(t, -jnp.where(special, 0.0, M))  # x - max = hi + lo exactly
+    fin = jnp.isfinite(hi)
+    lo = jnp.where(fin, lo, 0.0)
     e = jnp.exp(hi)
     e = e + e * lo
-    rest = jnp.sum(jnp.where(is_k, 0.0, e), axis=axis, keepdims=True)
+    # r: the sum without one maximum; its ties (hi == 0, e == 1 exactly) add 1 each
+    top = hi == 0.0
+    rest = jnp.sum(jnp.where(top, 0.0, e), axis=axis, keepdims=True)
+    rest = rest + (jnp.sum(jnp.where(top, 1.0, 0.0), axis=axis, keepdims=True) - 1.0)
+    pinf = t == jnp.inf
+    k_inf = jnp.maximum(jnp.sum(jnp.where(pinf, 1.0, 0.0), axis=axis, keepdims=True), 1.0)
     if log:
         # (hi - L) + lo as an exact pair; for a narrower output its round-to-odd
         # keeps the sign of the tail, so that ``s_j`` on a float32 midpoint minus a
         # tiny ``L`` still rounds the right way (one correct rounding, not two)
         r_hi, r_lo = _two_sum(hi, -jnp.log1p(rest))
-        fin = jnp.isfinite(r_hi)  # -inf entries give -inf; their pair tails are NaN
         reg, tail = _two_sum(r_hi, jnp.where(fin, r_lo + lo, 0.0))
-        reg = jnp.where(fin, reg, r_hi)
+        reg = jnp.where(fin, reg, hi)  # -inf entries: -inf (their pair tails are NaN)
         if sticky:
             # L > 0 exactly whenever another entry is finite, even where exp
             # underflowed to a rest of 0 in float64: the tail is then "just below"
-            others = jnp.sum(jnp.isfinite(ts) & ~is_k, axis=axis, keepdims=True) > 0
+            n_fin = jnp.sum(jnp.where(jnp.isfinite(t), 1.0, 0.0), axis=axis, keepdims=True)
             tail = jnp.where(fin, tail, 0.0)
-            below = (tail == 0) & (rest == 0) & others
+            below = (tail == 0) & (rest == 0) & (n_fin > 1)
             tail = jnp.where(below, -jnp.finfo(jnp.float64).tiny, tail)
-            reg = reg + lax.stop_gradient(jnp.where(fin, _round_to_odd_f64(reg, tail) - reg, 0.0))
+            reg = jnp.where(fin, _round_to_odd_f64(reg, tail), reg)
             reg = jnp.where(below & (reg == 0), -0.0, reg)  # -L rounds to -0
-        k_inf = jnp.maximum(n_pinf, 1).astype(jnp.float64)
         # 0.0 - log(1) is +0 (an exact zero result is +0)
         sp = jnp.where(all_ninf, 0.0 - math.log(n), jnp.where(pinf, 0.0 - jnp.log(k_inf), -jnp.inf))
     else:
         reg = e / (1.0 + rest)
-        sp = jnp.where(all_ninf, 1.0 / n, jnp.where(pinf, 1.0 / jnp.maximum(n_pinf, 1), 0.0))
+        sp = jnp.where(all_ninf, 1.0 / n, jnp.where(pinf, 1.0 / k_inf, 0.0))
     out = jnp.where(special, sp, reg)
     return jnp.where(nan_row, jnp.nan, out)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _softmax_op(x, axis, log):
+    (y,) = _in64(lambda t: (_softmax64(t, axis, log, x.dtype != jnp.float64),), (x.dtype,), x)
+    return y
+
+
+@_softmax_op.defjvp
+def _softmax_op_jvp(axis, log, primals, tangents):
+    """``d softmax = p (dx - <p, dx>)``, ``d log_softmax = dx - <p, dx>``, with ``p`` in
+    float64; rows whose value is a limit (``+inf`` entries, all ``-inf``) are locally
+    constant: derivative 0 (NaN rows stay NaN)."""
+    (x,), (dx,) = primals, tangents
+    y = _softmax_op(x, axis, log)
+    with jax.enable_x64(True):
+        t = x.astype(jnp.float64)
+        p = _softmax64(t, axis, False, False)
+        d = dx.astype(jnp.float64)
+        M = jnp.max(t, axis=axis, keepdims=True)
+        limit = jnp.isinf(M)
+        dot = jnp.sum(jnp.where(p > 0, p * d, 0.0), axis=axis, keepdims=True)
+        dy = d - dot if log else p * (d - dot)
+        dy = jnp.where(limit, 0.0, dy)
+        return y, dy.astype(x.dtype)
 
 
 def _softmax_common(x, axis, log):
@@ -266,8 +315,7 @@ def _softmax_common(x, axis, log):
     ax = _check_axis(axis, x.ndim)
     if x.shape[ax] == 0:
         return x
-    (y,) = _in64(lambda t: (_softmax64(t, ax, log, x.dtype != jnp.float64),), (x.dtype,), x)
-    return y
+    return _softmax_op(x, ax, log)
 
 
 @functools.partial(jax.jit, static_argnames=("axis",))
