@@ -132,8 +132,12 @@ class _BatchNorm(Module):
     _layout: str = ""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
-                 track_running_stats: bool = True):
+                 track_running_stats: bool = True, axis_name=None):
         self.num_features = _positive_int("num_features", num_features, 64)
+        if axis_name is not None and not isinstance(axis_name, (str, tuple)):
+            raise TypeError(f"axis_name must be None, a str or a tuple of str (a mesh axis), got {axis_name!r}; "
+                            f"pass e.g. axis_name='batch'")
+        self.axis_name = axis_name
         self.eps = _eps(eps)
         self.momentum = F._check_momentum(momentum)
         self.affine = _bool("affine", affine)
@@ -160,7 +164,8 @@ class _BatchNorm(Module):
         self._check_input(x)
         use_batch = self.training or not self.track_running_stats
         y, rm, rv = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                 training=use_batch, momentum=self.momentum, eps=self.eps)
+                                 training=use_batch, momentum=self.momentum, eps=self.eps,
+                                 axis_name=self.axis_name if use_batch else None)
         if self.training and self.track_running_stats:
             self._store_running_stats(rm, rv)
         return y
@@ -180,12 +185,17 @@ class _BatchNorm(Module):
         object.__setattr__(self, "running_var", rv)
 
     def extra_repr(self):
+        sync = "" if self.axis_name is None else f", axis_name={self.axis_name!r}"
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"track_running_stats={self.track_running_stats}{sync}")
 
 
 class BatchNorm1d(_BatchNorm):
-    """BatchNorm over ``(N, C)`` or ``(N, L, C)``: statistics per feature over every other axis."""
+    """BatchNorm over ``(N, C)`` or ``(N, L, C)``: statistics per feature over every other axis.
+
+    ``BatchNorm1d(num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+    axis_name=None)``; ``axis_name`` names a ``shard_map``/``pmap`` axis over which the batch
+    statistics are synchronized (see ``impl.functional.batch_norm``)."""
 
     _ranks = (2, 3)
     _layout = "(N, C) or (N, L, C)"
