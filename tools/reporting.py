@@ -5,7 +5,9 @@ to the controller) with at least ``kind`` ("value", "grad", ...), ``case``,
 ``dtype``, ``device``, ``source`` ("golden" or "live") and the fields of
 ``tools.metric.Stats`` plus ``budget_max_ulp`` and ``budget_min_cr``.
 
-Columns: n, max ulp over normal-range results, p99 ulp, % correctly rounded,
+Columns: n, max ulp over normal-range results, p99 ulp, max abs (rows that
+record ``max_abs_ulps``: the largest ``|got - exact|`` in ulps of the row's
+``abs_unit``, e.g. ``ulp(1.0)`` for normalized outputs), % correctly rounded,
 subnormal results flushed (of how many), nan/inf mismatches, budget, headroom
 (budget / max ulp; "inf" when the max is 0).
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 
 __all__ = ["row_from_stats", "sort_rows", "render_text", "render_markdown", "write_report"]
 
-COLUMNS = ["kind", "case", "dtype", "device", "source", "n", "max ulp", "p99 ulp", "% CR",
+COLUMNS = ["kind", "case", "dtype", "device", "source", "n", "max ulp", "p99 ulp", "max abs", "% CR",
            "subnormal flushed", "nan/inf mismatch", "budget", "headroom", "worst input"]
 
 
@@ -48,13 +50,20 @@ def _fmt_ulp(v):
     return f"{v:.3f}"
 
 
+def _fmt_abs(r):
+    v = r.get("max_abs_ulps")
+    if v is None:
+        return "-"
+    return f"{_fmt_ulp(v)} {r.get('abs_unit', 'ulp')}"
+
+
 def _cells(r):
     mx = r["max_ulp"]
     head = "inf" if mx == 0 else f"{r['budget_max_ulp'] / mx:.2f}x"
     worst = "" if r.get("worst_input") is None else f"{r['worst_input']:.9g}"
     return [
         r["kind"], r["case"], r["dtype"], r["device"], r["source"], str(r["n"]), _fmt_ulp(mx),
-        _fmt_ulp(r["p99_ulp"]), f"{r['pct_cr']:.3f}", f"{r['n_flushed']}/{r['n_subnormal']}",
+        _fmt_ulp(r["p99_ulp"]), _fmt_abs(r), f"{r['pct_cr']:.3f}", f"{r['n_flushed']}/{r['n_subnormal']}",
         str(r["n_nonfinite_mismatch"]),
         f"<= {_fmt_ulp(r['budget_max_ulp'])} ulp" + (f", >= {r['budget_min_cr']:g}% CR" if r["budget_min_cr"] else ""),
         head, worst,
