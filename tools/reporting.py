@@ -9,7 +9,8 @@ Columns: n, max ulp over normal-range results, p99 ulp, max abs (rows that
 record ``max_abs_ulps``: the largest ``|got - exact|`` in ulps of the row's
 ``abs_unit``, e.g. ``ulp(1.0)`` for normalized outputs), % correctly rounded,
 subnormal results flushed (of how many), nan/inf mismatches, budget, headroom
-(budget / max ulp; "inf" when the max is 0).
+(budget / max ulp, or budget / max abs where only the absolute error is
+budgeted; "inf" when the max is 0).
 """
 
 from __future__ import annotations
@@ -57,15 +58,27 @@ def _fmt_abs(r):
     return f"{_fmt_ulp(v)} {r.get('abs_unit', 'ulp')}"
 
 
+def _fmt_budget(r):
+    parts = [] if math.isinf(r["budget_max_ulp"]) else [f"<= {_fmt_ulp(r['budget_max_ulp'])} ulp"]
+    if r["budget_min_cr"]:
+        parts.append(f">= {r['budget_min_cr']:g}% CR")
+    if r.get("budget_max_abs_ulps") is not None:
+        parts.append(f"abs <= {_fmt_ulp(r['budget_max_abs_ulps'])} {r.get('abs_unit', 'ulp')}")
+    return ", ".join(parts) or "-"
+
+
 def _cells(r):
     mx = r["max_ulp"]
-    head = "inf" if mx == 0 else f"{r['budget_max_ulp'] / mx:.2f}x"
+    budget, got = r["budget_max_ulp"], mx
+    if math.isinf(budget) and r.get("budget_max_abs_ulps") is not None:  # only the absolute error is budgeted
+        budget, got = r["budget_max_abs_ulps"], r.get("max_abs_ulps", 0.0)
+    head = "inf" if got == 0 else f"{budget / got:.2f}x"
     worst = "" if r.get("worst_input") is None else f"{r['worst_input']:.9g}"
     return [
         r["kind"], r["case"], r["dtype"], r["device"], r["source"], str(r["n"]), _fmt_ulp(mx),
         _fmt_ulp(r["p99_ulp"]), _fmt_abs(r), f"{r['pct_cr']:.3f}", f"{r['n_flushed']}/{r['n_subnormal']}",
         str(r["n_nonfinite_mismatch"]),
-        f"<= {_fmt_ulp(r['budget_max_ulp'])} ulp" + (f", >= {r['budget_min_cr']:g}% CR" if r["budget_min_cr"] else ""),
+        _fmt_budget(r),
         head, worst,
     ]
 
