@@ -34,3 +34,10 @@ from ._linear import linear as linear
 from ._pooling import avg_pool2d as avg_pool2d
 from ._pooling import max_pool2d as max_pool2d
 from ._reshape import flatten as flatten
+from ._reductions import batch_norm as batch_norm
+from ._reductions import group_norm as group_norm
+from ._reductions import instance_norm as instance_norm
+from ._reductions import layer_norm as layer_norm
+from ._reductions import log_softmax as log_softmax
+from ._reductions import rms_norm as rms_norm
+from ._reductions import softmax as softmax

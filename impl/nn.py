@@ -24,3 +24,15 @@ from ._layers import Flatten as Flatten
 from ._layers import Linear as Linear
 from ._layers import MaxPool2d as MaxPool2d
 from ._layers import Sequential as Sequential
+from ._norm_layers import BatchNorm1d as BatchNorm1d
+from ._norm_layers import BatchNorm2d as BatchNorm2d
+from ._norm_layers import BatchNorm3d as BatchNorm3d
+from ._norm_layers import GroupNorm as GroupNorm
+from ._norm_layers import InstanceNorm1d as InstanceNorm1d
+from ._norm_layers import InstanceNorm2d as InstanceNorm2d
+from ._norm_layers import InstanceNorm3d as InstanceNorm3d
+from ._norm_layers import LayerNorm as LayerNorm
+from ._norm_layers import LogSoftmax as LogSoftmax
+from ._norm_layers import RMSNorm as RMSNorm
+from ._norm_layers import Softmax as Softmax
+from ._norm_layers import functional_call as functional_call
