@@ -48,7 +48,7 @@ ROWS = [(cid, xtok, etok) for cid, row in TABLE.items() for xtok, etok in row.it
 
 @pytest.mark.parametrize("case_id,xtok,etok", [pytest.param(c, x, e, id=f"{c}(x={x}) -> {e}") for c, x, e in ROWS])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_special_value(case_id, xtok, etok, dtype, device, impl_op):
+def test_special_value(case_id, xtok, etok, dtype, device, impl_op, request):
     case = get(case_id)
     fn = impl_op(case.op)
     x, expected = _expected(case_id, xtok, etok, dtype)
@@ -62,7 +62,7 @@ def test_special_value(case_id, xtok, etok, dtype, device, impl_op):
         if (beh["inputs_as_zero"] and got == at_zero) or (beh["flushes_results"] and got == 0):
             pytest.xfail(f"{D.device_id(device)} treats subnormals as zero (measured): got {got!r}")
     assert same, (f"{case_id}(x={_fmt(x)}) in {dtype} on {D.device_id(device)}: expected {_fmt(expected)}, "
-                  f"got {_fmt(got)}; reproduce: pytest tests/test_special_values.py -k '{case_id}(x={xtok})'")
+                  f"got {_fmt(got)}; reproduce: pytest '{request.node.nodeid}'")
 
 
 @pytest.mark.parametrize("case_id,xtok,etok", [pytest.param(c, x, e, id=f"{c}(x={x}) -> {e}") for c, x, e in ROWS])
