@@ -5,6 +5,7 @@ is measured against.  ``tests/`` and ``tools/`` join the two.
 """
 
 from . import activations as activations
+from . import derivatives as derivatives
 from . import float64 as float64
 from ._convert import FORMATS as FORMATS
 from ._convert import Format as Format
