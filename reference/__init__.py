@@ -7,6 +7,7 @@ is measured against.  ``tests/`` and ``tools/`` join the two.
 from . import activations as activations
 from . import derivatives as derivatives
 from . import float64 as float64
+from . import float64_derivatives as float64_derivatives
 from ._convert import FORMATS as FORMATS
 from ._convert import Format as Format
 from ._convert import round_to_format as round_to_format

@@ -56,13 +56,17 @@ def _quantize(r):
 
 
 def correctly_rounded_array(ref_fn, formula, xs: np.ndarray, fmt: Format, params=None,
-                            fallback_map=map):
+                            fallback_map=map, bound=None):
     """``(rounded float64 array, residual int16 array, n_fallback)`` for every ``x``.
 
     ``ref_fn`` is the mpmath reference, ``formula`` the float64 formula (both
     taking ``**params``).  ``fallback_map(func, iterable)`` evaluates the mpmath
-    fallbacks (pass a process pool's ``imap`` to parallelize).
+    fallbacks (pass a process pool's ``imap`` to parallelize).  ``bound``: the
+    relative error bound of ``formula``, ``FAST_BOUND`` by default, or an array
+    of per-element bounds (for formulas whose error grows with the input, e.g.
+    next to a zero where two terms cancel; see ``reference.float64_derivatives``).
     """
+    bound = FAST_BOUND if bound is None else np.asarray(bound, dtype=np.float64)
     params = dict(params or {})
     x64 = np.asarray(xs, dtype=np.float64)
     out = np.empty(x64.shape, dtype=np.float64)
@@ -71,8 +75,9 @@ def correctly_rounded_array(ref_fn, formula, xs: np.ndarray, fmt: Format, params
         with np.errstate(all="ignore"):
             y = np.asarray(formula(x64, **params), dtype=np.float64)
         ok = np.isfinite(x64) & (x64 != 0) & np.isfinite(y) & (np.abs(y) >= 2.0**-1000) & (np.abs(y) < 2.0**1000)
-        lo, rlo = round_array(y * (1 - FAST_BOUND), fmt)
-        hi, rhi = round_array(y * (1 + FAST_BOUND), fmt)
+        ok &= np.isfinite(bound) & (bound < 2.0**-20)
+        lo, rlo = round_array(y * (1 - bound), fmt)
+        hi, rhi = round_array(y * (1 + bound), fmt)
         # Every v in [lo, hi] rounds to the same value R (rounding is monotone), and
         # (v - R) / ulp(v) is monotone in v (the ulp only changes at R's binade
         # edge, where the sign of v - R cannot change), so equal quantized
