@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._core import as_float_array, check_finite_param, in_float64
+from ._core import as_float_array, by_table, check_finite_param, in_float64
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -53,8 +53,13 @@ def _keep_nan(formula):
     return f
 
 
-def _chain(*formulas):
-    """An op from float64 formulas ``[f, f', f'', ...]`` (see module docstring)."""
+def _chain(*formulas, native=None):
+    """An op from float64 formulas ``[f, f', f'', ...]`` (see module docstring).
+
+    Ops with a closed-form derivative take bfloat16/float16 values from a table
+    (``_core.by_table``); the last formula of a chain stays a float64 evaluation
+    so that JAX can differentiate it.  ``native(x)``, when given, computes the
+    value in the input dtype instead (for exact ops: relu, relu6)."""
     first = _keep_nan(formulas[0])
     if len(formulas) == 1:
         def op(x, params):
@@ -64,7 +69,9 @@ def _chain(*formulas):
 
     @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
     def op(x, params):
-        return in_float64(lambda t: first(t, *params), x)
+        if native is not None:
+            return native(x)
+        return by_table(first, op, x, *params)
 
     @op.defjvp
     def _jvp(params, primals, tangents):
@@ -187,10 +194,29 @@ def _negative_tail(t, d, at_minus_inf=-0.0):
 
 # ---- the formulas (float64 in, float64 out) -------------------------------------
 
+def _select_bits(mask, a, b):
+    """``where(mask, a, b)`` on the bit patterns: XLA may carry out a bfloat16/float16
+    float select in float32 with subnormals flushed; an integer select cannot."""
+    u = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[a.dtype.itemsize]
+    bits = lambda v: jax.lax.bitcast_convert_type(v, u)
+    return jax.lax.bitcast_convert_type(jnp.where(mask, bits(a), bits(b)), a.dtype)
+
+
+def _relu_native(x):
+    """relu in the input dtype (a select is exact): +0 for x <= 0 (-0 included),
+    NaN for NaN.  Selecting on the sign bit keeps a positive subnormal input
+    where a comparison may read it as zero."""
+    return _select_bits(jnp.signbit(x) & ~jnp.isnan(x), jnp.zeros_like(x), x)
+
+
+def _relu6_native(x):
+    return _select_bits(x > 6, jnp.full_like(x, 6), _relu_native(x))
+
+
 _RELU = _chain(lambda t: jnp.where(t > 0, t, 0.0),
-               lambda t: jnp.where(t > 0, 1.0, 0.0), _zero)
+               lambda t: jnp.where(t > 0, 1.0, 0.0), _zero, native=_relu_native)
 _RELU6 = _chain(lambda t: jnp.where(t > 0, jnp.minimum(t, 6.0), 0.0),
-                lambda t: jnp.where((t > 0) & (t < 6), 1.0, 0.0), _zero)
+                lambda t: jnp.where((t > 0) & (t < 6), 1.0, 0.0), _zero, native=_relu6_native)
 def _leaky_f(t, s, narrow_input):
     # select on the sign bit: a comparison would see a subnormal input as 0 on
     # devices that treat subnormal inputs as zero, and pass it through unscaled
