@@ -55,7 +55,9 @@ def _ulp32(a):
 
 def _round_decided(y, bound):
     """Round float64 ``y`` to float32 in one pass, and flag where ``y(1 ± bound)`` could
-    round differently (near a tie, or near a binade edge): those go to mpmath."""
+    round differently: near a tie, or near a binade edge where both ends are rounded
+    explicitly (saturated results such as tanh(x) = 1 - tiny sit on an edge).  Flagged
+    elements go to mpmath."""
     with np.errstate(all="ignore"):
         _, e2 = np.frexp(y)
         q = np.maximum(e2 - 1, -126) - 23
@@ -63,10 +65,16 @@ def _round_decided(y, bound):
         rn = np.rint(n)
         margin = bound * np.abs(n)
         near_tie = np.abs(0.5 - np.abs(n - rn)) <= margin
-        near_edge = (np.abs(n) - margin < 2.0**23) & (q > -149)  # could fall into the binade below
         rounded = np.ldexp(rn, q)
         rounded = np.where(np.abs(rounded) > 3.4028234663852886e38, np.copysign(np.inf, y), rounded)
-    return rounded, near_tie | near_edge
+        edge = np.flatnonzero((np.abs(n) - margin < 2.0**23) & (q > -149) & ~near_tie)
+        if edge.size:
+            ye = y[edge]
+            lo = ye * (1 - bound)
+            hi = ye * (1 + bound)
+            same = (lo.astype(np.float32) == rounded[edge]) & (hi.astype(np.float32) == rounded[edge])
+            near_tie[edge[~same]] = True
+    return rounded, near_tie
 
 
 PIECE_BITS = 20  # numpy work is done in pieces of 2**20 (fewer page faults than 2**24 temporaries)
