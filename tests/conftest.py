@@ -141,6 +141,14 @@ def impl_op(impl_module, request):
     return get
 
 
+@pytest.fixture
+def reproduce(request):
+    """The command that reruns this one test against this implementation (node ids, unlike
+    ``-k``, accept case ids such as ``leaky_relu[negative_slope=0.1]``)."""
+    impl = request.config._impl_name
+    return f"pytest '{request.node.nodeid}'" + ("" if impl == DEFAULT_IMPL else f" --impl {impl}")
+
+
 @pytest.fixture(scope="session")
 def store():
     return _golden.Store()

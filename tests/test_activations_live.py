@@ -32,7 +32,7 @@ def _param(c, d):
 
 
 @pytest.mark.parametrize("case,dtype", [_param(c, d) for c in CASES for d in DTYPES if d in c.budgets])
-def test_live_mpmath(case, dtype, impl_op, record):
+def test_live_mpmath(case, dtype, impl_op, record, reproduce):
     import jax
 
     fn = impl_op(case.op)
@@ -46,8 +46,7 @@ def test_live_mpmath(case, dtype, impl_op, record):
     got = run_op(fn, x, dtype, device, **case.params)
     budget = case.budgets[dtype]
     label = f"{case.id} {dtype} vs live mpmath"
-    stats, msg, _ = check_against(label, x, got, rounded, residual, dtype, budget,
-                                  f"pytest tests/test_activations_live.py -k '{case.id}-{dtype}'")
+    stats, msg, _ = check_against(label, x, got, rounded, residual, dtype, budget, reproduce)
     worst = float(x[stats.worst_index]) if stats.worst_index >= 0 else None
     record(reporting.row_from_stats("value", case.id, dtype, D.device_id(device), "live", stats, budget, worst))
     assert msg is None, msg

@@ -26,7 +26,7 @@ def _keywords(sig):
 
 
 @pytest.mark.parametrize("name", sorted(CONTRACT))
-def test_signature_matches_contract(name, impl_op, request):
+def test_signature_matches_contract(name, impl_op, request, reproduce):
     fn = impl_op(name)
     try:
         sig = inspect.signature(fn)
@@ -43,7 +43,7 @@ def test_signature_matches_contract(name, impl_op, request):
         f"{CONTRACT[name]}: " + "; ".join(
             [f"missing keyword {k}={v!r}" for k, v in missing.items()]
             + [f"default {k}={g!r}, expected {k}={w!r}" for k, (w, g) in differ.items()])
-        + f"; reproduce: pytest tests/test_contract.py --impl {request.config._impl_name} -k {name}")
+        + f"; reproduce: {reproduce}")
 
 
 def _same(a, b):

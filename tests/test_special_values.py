@@ -48,7 +48,7 @@ ROWS = [(cid, xtok, etok) for cid, row in TABLE.items() for xtok, etok in row.it
 
 @pytest.mark.parametrize("case_id,xtok,etok", [pytest.param(c, x, e, id=f"{c}(x={x}) -> {e}") for c, x, e in ROWS])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_special_value(case_id, xtok, etok, dtype, device, impl_op, record):
+def test_special_value(case_id, xtok, etok, dtype, device, impl_op, record, reproduce):
     case = get(case_id)
     fn = impl_op(case.op)
     x, expected = _expected(case_id, xtok, etok, dtype)
@@ -67,7 +67,7 @@ def test_special_value(case_id, xtok, etok, dtype, device, impl_op, record):
             pytest.xfail(f"{dev} treats subnormals as zero (measured): got {got!r}")
     record(row)
     assert same, (f"{case_id}(x={_fmt(x)}) in {dtype} on {dev}: expected {_fmt(expected)}, "
-                  f"got {_fmt(got)}; reproduce: pytest tests/test_special_values.py -k '{case_id}(x={xtok})'")
+                  f"got {_fmt(got)}; reproduce: {reproduce}")
 
 
 @pytest.mark.parametrize("case_id,xtok,etok", [pytest.param(c, x, e, id=f"{c}(x={x}) -> {e}") for c, x, e in ROWS])
