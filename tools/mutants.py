@@ -12,11 +12,17 @@ to be closed with a test (never by editing the variant away).
 Every variant declares ``CONFORMANCE_VARIANT_OF = "impl.functional"``: the
 registry's known failures (measured on impl.functional, for the functions a
 variant leaves untouched) then stay strict xfails, as for impl.functional.
+
+A variant carries one bug.  The numerical variants (``@isolated``) return
+impl.functional's own results at +-0, +-inf and nan, so that a careless
+formula's incidental special-value slip (``2*sigmoid(2x)-1`` is +0 at -0)
+cannot be what catches it: the suite must see the bug itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 
@@ -58,6 +64,18 @@ def mutant(op, bug):
     return register
 
 
+def isolated(op):
+    """The decorated variant of ``op``, with impl.functional's results at +-0, +-inf and nan."""
+    def deco(fn):
+        @functools.wraps(fn)
+        def call(x, **kwargs):
+            x = as_float_array(x)
+            special = ~jnp.isfinite(x) | (x == 0)
+            return jnp.where(special, getattr(F, op)(x, **kwargs), fn(x, **kwargs))
+        return call
+    return deco
+
+
 def _f64(formula):
     """An op evaluated as ``formula`` in float64 and rounded once (the impl's own policy), so that
     the only bug is the formula's."""
@@ -93,6 +111,7 @@ def _with_jvp(value_fn, deriv_in_dtype):
 # ---- values: formulas ------------------------------------------------------------
 
 @mutant("gelu", "0.5*x*(1+erf(x/sqrt2)): 1+erf cancels in the negative tail (even in float64)")
+@isolated("gelu")
 def gelu_one_plus_erf(x, approximate=False):
     if approximate:
         return F.gelu(x, approximate=True)
@@ -101,37 +120,44 @@ def gelu_one_plus_erf(x, approximate=False):
 
 
 @mutant("softplus", "log(1 + exp(x)) without log1p: 0 instead of exp(x) below x = -37 (in float64)")
+@isolated("softplus")
 def softplus_without_log1p(x):
     return _f64(lambda t: jnp.where(t > 30, t, jnp.log(1.0 + jnp.exp(t))))(x)
 
 
 @mutant("elu", "alpha*(exp(x)-1) instead of expm1: cancels near 0")
+@isolated("elu")
 def elu_exp_minus_one(x, alpha=1.0):
     return _f64(lambda t: jnp.where(t > 0, t, alpha * (jnp.exp(jnp.minimum(t, 0.0)) - 1.0)))(x)
 
 
 @mutant("tanh", "tanh as 2*sigmoid(2x)-1: cancels near 0")
+@isolated("tanh")
 def tanh_via_sigmoid(x):
     return _f64(lambda t: 2.0 / (1.0 + jnp.exp(-2.0 * t)) - 1.0)(x)
 
 
 @mutant("log_sigmoid", "log(sigmoid(x)): -inf once sigmoid underflows (x < -745 in float64)")
+@isolated("log_sigmoid")
 def log_sigmoid_of_sigmoid(x):
     return _f64(lambda t: jnp.log(1.0 / (1.0 + jnp.exp(-t))))(x)
 
 
 @mutant("celu", "alpha*expm1(x) instead of alpha*expm1(x/alpha): the parameter convention of elu")
+@isolated("celu")
 def celu_elu_convention(x, alpha=1.0):
     return _f64(lambda t: jnp.where(t > 0, t, alpha * jnp.expm1(jnp.minimum(t, 0.0))))(x)
 
 
 @mutant("selu", "scale and alpha rounded to float32 (1.0507010 and 1.6732632)")
+@isolated("selu")
 def selu_float32_constants(x):
     scale, alpha = float(np.float32(1.0507009873554804934)), float(np.float32(1.6732632423543772848))
     return _f64(lambda t: scale * jnp.where(t > 0, t, alpha * jnp.expm1(jnp.minimum(t, 0.0))))(x)
 
 
 @mutant("gelu", "tanh form with 0.0447 for 0.044715 (a truncated constant)")
+@isolated("gelu")
 def gelu_truncated_constant(x, approximate=False):
     if not approximate:
         return F.gelu(x)
@@ -142,6 +168,7 @@ def gelu_truncated_constant(x, approximate=False):
 # ---- values: precision -----------------------------------------------------------
 
 @mutant("sigmoid", "1/(1+exp(-x)) in float32 (and in the input's dtype below it)")
+@isolated("sigmoid")
 def sigmoid_float32(x):
     def f(t):
         w = t.astype(jnp.promote_types(t.dtype, jnp.float32))
@@ -150,6 +177,7 @@ def sigmoid_float32(x):
 
 
 @mutant("silu", "float32 internals instead of float64 for float16/bfloat16/float32 inputs")
+@isolated("silu")
 def silu_float32_internals(x):
     def f(t):
         if t.dtype == jnp.float64:
@@ -160,17 +188,20 @@ def silu_float32_internals(x):
 
 
 @mutant("mish", "x*tanh(softplus(x)) in the input's dtype")
+@isolated("mish")
 def mish_native(x):
     return _native(lambda t: t * jnp.tanh(jax.nn.softplus(t)))(x)
 
 
 @mutant("leaky_relu", "negative_slope rounded to float32 before the (otherwise exact) product")
+@isolated("leaky_relu")
 def leaky_relu_float32_slope(x, negative_slope=0.01):
     s = float(np.float32(negative_slope))
     return _f64(lambda t: jnp.where(jnp.signbit(t), t * s, t))(x)
 
 
 @mutant("sigmoid", "float64 -> float16/bfloat16 by plain astype: rounds twice (through float32), no round-to-odd")
+@isolated("sigmoid")
 def sigmoid_double_rounding(x):
     x = as_float_array(x)
     if x.dtype not in (jnp.float16, jnp.bfloat16):
@@ -264,11 +295,13 @@ def silu_on_host(x):
 # ---- derivatives: a correct value with a wrong derivative (custom_jvp) ---------------
 
 @mutant("tanh", "derivative 1 - tanh(x)**2 in the input's dtype: 0 instead of sech^2 in the tails")
+@isolated("tanh")
 def tanh_grad_one_minus_square(x):
     return _with_jvp(F.tanh, lambda x, y: 1 - y * y)(x)
 
 
 @mutant("sigmoid", "derivative s*(1-s) in the input's dtype: 0 instead of e^-x for large x")
+@isolated("sigmoid")
 def sigmoid_grad_s_one_minus_s(x):
     return _with_jvp(F.sigmoid, lambda x, y: y * (1 - y))(x)
 
