@@ -1,10 +1,12 @@
 """Vetted neural-network layers in JAX, accurate to the last bit or close to it.
 
-``impl.functional`` holds the functional API, ``impl.nn`` the layer classes.
+``impl.functional`` holds the functional API, ``impl.nn`` the layer classes,
+``impl.random`` seeded randomness for scripts (``seed``, ``randn``).
 ``impl`` never imports ``reference``: it is measured against it by the tests.
 """
 
 from . import functional as functional
 from . import nn as nn
+from . import random as random
 
 __version__ = "0.1.0"

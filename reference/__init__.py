@@ -6,6 +6,8 @@ is measured against.  ``tests/`` and ``tools/`` join the two.
 
 from . import activations as activations
 from . import float64 as float64
+from . import linear as linear
+from . import pooling as pooling
 from ._convert import FORMATS as FORMATS
 from ._convert import Format as Format
 from ._convert import round_to_format as round_to_format

@@ -5,6 +5,8 @@ This is the ONE place where floats become ``mpf`` and ``mpf`` become floats.
 * ``to_mpf(x)``: every float16/bfloat16/float32/float64 value is exactly a binary64
   value, and ``mpmath.mpf(float)`` is exact, so the conversion loses nothing.
   No decimal strings are involved anywhere.
+* ``dyadic_to_mpf(man, exp)``: the exact ``mpf`` of an integer times a power of
+  two (exact sums of products of floats are such numbers).
 * ``round_to_format(v, fmt)``: round an ``mpf`` to the nearest value of a binary
   format (round-half-to-even, gradual underflow, overflow to infinity), done
   with Python integers on the mantissa/exponent pair, so there is no double
@@ -24,7 +26,7 @@ import math
 import mpmath
 
 __all__ = [
-    "Format", "FORMATS", "to_mpf", "round_to_format", "ulp_exponent",
+    "Format", "FORMATS", "to_mpf", "dyadic_to_mpf", "round_to_format", "ulp_exponent",
     "quantize_residual", "RESIDUAL_SCALE",
 ]
 
@@ -77,6 +79,13 @@ def to_mpf(x) -> mpmath.mpf:
     """Exact ``mpf`` of a binary float (numpy scalar of any float dtype, or ``float``)."""
     xf = float(x)  # every supported format embeds exactly in binary64
     return mpmath.mpf(xf)
+
+
+def dyadic_to_mpf(man: int, exp: int) -> mpmath.mpf:
+    """Exact ``mpf`` of ``man * 2**exp`` (Python ints of any size): no rounding to the
+    context precision, so exact sums of products can be rounded once by
+    ``round_to_format``."""
+    return mpmath.mp.make_mpf(mpmath.libmp.from_man_exp(int(man), int(exp)))
 
 
 def ulp_exponent(e: int, fmt: Format) -> int:

@@ -9,9 +9,17 @@ to the controller) with at least ``kind``, ``case``, ``dtype``, ``device`` and
 pass/fail/xfail) and "skip" (a case the implementation under test did not run:
 ``reason``); they are summarized apart.
 
-Columns: n, max ulp over normal-range results, p99 ulp, % correctly rounded,
+Columns: n, max ulp over normal-range results, p99 ulp, max abs (rows that
+record ``max_abs_ulps``: the largest ``|got - exact|`` in ulps of the row's
+``abs_unit``, e.g. ``ulp(1.0)`` for normalized outputs), % correctly rounded,
 subnormal results flushed (of how many), nan/inf mismatches, budget, headroom
-(budget / max ulp; "inf" when the max is 0).
+(budget / max ulp, or budget / max abs where only the absolute error is
+budgeted; "inf" when the max is 0).
+
+Rows judged by an a-priori error bound rather than an ulp budget (linear
+maps) carry ``bound_fraction`` (the largest ``|error| / bound``) and
+``budget_text`` (and ``budget_max_ulp`` None); their budget cell shows that
+text and their headroom is ``max_bound_fraction / bound_fraction``.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from pathlib import Path
 __all__ = ["row_from_stats", "sort_rows", "render_text", "render_markdown", "write_report",
            "cross_device_table", "row_within_budget", "stat_rows", "special_summary", "skip_summary"]
 
-COLUMNS = ["kind", "case", "dtype", "device", "source", "n", "max ulp", "p99 ulp", "% CR",
+COLUMNS = ["kind", "case", "dtype", "device", "source", "n", "max ulp", "p99 ulp", "max abs", "% CR",
            "subnormal flushed", "nan/inf mismatch", "budget", "headroom", "worst input"]
 
 
@@ -103,16 +111,39 @@ def _fmt_ulp(v):
     return f"{v:.3f}"
 
 
+def _fmt_abs(r):
+    v = r.get("max_abs_ulps")
+    if v is None:
+        return "-"
+    return f"{_fmt_ulp(v)} {r.get('abs_unit', 'ulp')}"
+
+
+def _fmt_budget(r):
+    parts = [] if math.isinf(r["budget_max_ulp"]) else [f"<= {_fmt_ulp(r['budget_max_ulp'])} ulp"]
+    if r["budget_min_cr"]:
+        parts.append(f">= {r['budget_min_cr']:g}% CR")
+    if r.get("budget_max_abs_ulps") is not None:
+        parts.append(f"abs <= {_fmt_ulp(r['budget_max_abs_ulps'])} {r.get('abs_unit', 'ulp')}")
+    return ", ".join(parts) or "-"
+
+
 def _cells(r):
     mx = r["max_ulp"]
-    head = "inf" if mx == 0 else f"{r['budget_max_ulp'] / mx:.2f}x"
+    if r.get("bound_fraction") is not None:
+        frac = r["bound_fraction"]
+        head = "inf" if frac == 0 else f"{r.get('max_bound_fraction', 1.0) / frac:.2f}x"
+        budget_cell = f"{r.get('budget_text', 'a-priori bound')} (max {frac:.3g} of it)"
+    else:
+        budget, got = r["budget_max_ulp"], mx
+        if math.isinf(budget) and r.get("budget_max_abs_ulps") is not None:  # only the absolute error is budgeted
+            budget, got = r["budget_max_abs_ulps"], r.get("max_abs_ulps", 0.0)
+        head = "inf" if got == 0 else f"{budget / got:.2f}x"
+        budget_cell = _fmt_budget(r)
     worst = "" if r.get("worst_input") is None else f"{r['worst_input']:.9g}"
     return [
         r["kind"], r["case"], r["dtype"], r["device"], r["source"], str(r["n"]), _fmt_ulp(mx),
-        _fmt_ulp(r["p99_ulp"]), f"{r['pct_cr']:.3f}", f"{r['n_flushed']}/{r['n_subnormal']}",
-        str(r["n_nonfinite_mismatch"]),
-        f"<= {_fmt_ulp(r['budget_max_ulp'])} ulp" + (f", >= {r['budget_min_cr']:g}% CR" if r["budget_min_cr"] else ""),
-        head, worst,
+        _fmt_ulp(r["p99_ulp"]), _fmt_abs(r), f"{r['pct_cr']:.3f}", f"{r['n_flushed']}/{r['n_subnormal']}",
+        str(r["n_nonfinite_mismatch"]), budget_cell, head, worst,
     ]
 
 
@@ -139,8 +170,13 @@ def render_text(rows, header_lines=()):
 
 
 def row_within_budget(r) -> bool:
-    return (r["max_ulp"] <= r["budget_max_ulp"] and r["pct_cr"] >= r["budget_min_cr"]
-            and r["n_nonfinite_mismatch"] == 0)
+    if r.get("bound_fraction") is not None:  # judged by an a-priori bound
+        ok = r["bound_fraction"] <= r.get("max_bound_fraction", 1.0)
+    else:
+        ok = r["max_ulp"] <= r["budget_max_ulp"] and r["pct_cr"] >= (r["budget_min_cr"] or 0)
+        if r.get("budget_max_abs_ulps") is not None:
+            ok = ok and (r.get("max_abs_ulps") or 0.0) <= r["budget_max_abs_ulps"]
+    return ok and r["n_nonfinite_mismatch"] == 0
 
 
 def cross_device_table(rows):
@@ -151,7 +187,9 @@ def cross_device_table(rows):
     cells = {}
     for r in golden_rows:
         key = (r["kind"], r["case"], r["dtype"])
-        cells.setdefault(key, {})[r["device"]] = _fmt_ulp(r["max_ulp"]) + ("" if row_within_budget(r) else " !")
+        shown = (f"{r['bound_fraction']:.3g} of bound" if r.get("bound_fraction") is not None
+                 else _fmt_ulp(r["max_ulp"]))
+        cells.setdefault(key, {})[r["device"]] = shown + ("" if row_within_budget(r) else " !")
     table = []
     for key in sorted(cells, key=lambda k: (k[0], k[1], _DT_ORDER.get(k[2], 9))):
         per = cells[key]

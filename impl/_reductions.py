@@ -1,0 +1,533 @@
+r"""Softmax family and normalization layers, accurate at any mean offset.
+
+Layout is channels-last: features are on the last axis.
+
+Statistics (``docs/reductions.md`` has the whole story)
+--------------------------------------------------------
+
+Every op evaluates in float64 (``jax.enable_x64`` inside the jitted function,
+without touching the global flag) and rounds the result once to the input's
+dtype (``_core.narrow``: round-to-odd through float32 for bfloat16/float16).
+The mean is subtracted by the *corrected two-pass* algorithm:
+
+.. math::
+
+   m_0 = \mathrm{fl}\Big(\sum x_i / n\Big),\quad u_i = x_i - m_0,\quad
+   c = \sum u_i / n,\quad d_i = u_i - c,\quad
+   \sigma^2 = \sum u_i^2 / n - c^2 .
+
+``m_0 + c`` is the mean as an unevaluated double-float64 sum, so ``d_i`` is the
+deviation from the exact mean with an error of a few float64 ulps *of d_i*,
+whatever the offset: the error does not grow with ``|mean| / std``
+(``E[x^2] - E[x]^2`` loses ``2 log2(|mean|/std)`` bits, a float32 two-pass
+``log2(|mean|/std)`` bits).  For float16/bfloat16/float32 inputs ``u_i`` is
+exact unless ``|x_i|`` and ``|m_0|`` are more than ``2**28`` apart (the
+difference then still has a relative error of ``2**-53``).  The divisions by
+``n`` are true divisions (``_div_n``): XLA would multiply by a rounded ``1/n``
+and the CPU backend may fuse ``x - s * (1/n)`` into an FMA in one place and
+not in another, so the deviations of a constant row would not all be 0.
+The output is
+
+.. math::
+
+   y_i = \frac{d_i}{\sqrt{\sigma^2 + \varepsilon}} \cdot w + b,
+
+evaluated in float64 (``eps`` is its exact binary64 value, added to the
+*biased* variance, as in PyTorch) and rounded once.  An exactly zero result
+is ``+0``.  A constant input has ``d_i = 0`` exactly, so it gives exactly
+``bias`` (``+0`` without bias), never NaN, even with ``eps = 0``.
+
+batch_norm's running statistics follow PyTorch: ``running = (1 - momentum) *
+running + momentum * batch``, with the batch's *unbiased* variance
+``sigma^2 * n / (n - 1)`` (the output uses the biased one), evaluated in
+float64 and rounded once to the dtype of the running statistics.
+
+Softmax
+-------
+
+``s_j = x_j - max(x)`` is kept as an exact pair ``hi + lo`` (TwoSum);
+``e_j = exp(hi_j) (1 + lo_j)``; with ``r`` the sum of the ``e_j`` without one
+maximum (its ties, ``s_j = 0``, add exactly 1 each),
+
+.. math::
+
+   \mathrm{softmax}_j = e_j / (1 + r),\qquad
+   \mathrm{log\_softmax}_j = s_j - \mathrm{log1p}(r),
+
+so ``log_softmax`` of the largest logit is ``-log1p(r)`` with full relative
+accuracy (``-7.56e-9``, not ``0``, for the logits ``[0, -18.7]``).  For
+outputs narrower than float64, log_softmax rounds ``(hi - log1p r) + lo`` to
+odd in float64 from its exact pair, so an ``s_j`` that sits on a float32
+midpoint, minus a tiny ``log1p r``, is still rounded once and correctly (a
+``log1p r`` that underflows in float64 counts as "just below").
+
+Derivatives: the normalization ops are differentiated through their float64
+formulas (``narrow`` passes the tangent through); softmax and log_softmax
+carry a custom JVP, ``p (dx - <p, dx>)`` and ``dx - <p, dx>`` with ``p`` in
+float64, and derivative 0 on rows whose value is a limit (``+inf`` entries,
+all ``-inf``).
+
+Edge rows (NaN only from NaN input):
+
+* a NaN entry makes the whole row NaN;
+* ``-inf`` entries get probability ``+0`` (log ``-inf``) and do not count;
+* ``+inf`` entries share the mass equally: ``k`` of them get ``1/k`` each
+  (log ``-log k``), every other entry ``+0`` (log ``-inf``): the limit of
+  ``softmax`` when those logits grow together;
+* a row of only ``-inf`` is the uniform distribution ``1/n`` (log ``-log n``):
+  softmax is shift-invariant, and that is its limit for a row of equal logits
+  going to ``-inf``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ._activations import _round_to_odd_f64
+from ._core import as_float_array, check_finite_param, narrow
+
+__all__ = [
+    "softmax", "log_softmax", "batch_norm", "layer_norm", "group_norm",
+    "instance_norm", "rms_norm",
+]
+
+
+# ---- parameter checks (trace time) ----------------------------------------------
+
+def _check_axis(axis, ndim: int, name: str = "axis") -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {axis!r} ({type(axis).__name__}); pass e.g. {name}=-1")
+    axis = int(axis)
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"{name}={axis} is out of range for an input of rank {ndim}; pass an axis in [{-ndim}, {ndim - 1}]"
+            if ndim else f"{name}={axis}: the input is a scalar (rank 0); pass an array with at least one axis")
+    return axis % ndim
+
+
+def _check_eps(eps) -> float:
+    return check_finite_param("eps", eps, nonnegative=True)
+
+
+def _check_momentum(momentum) -> float:
+    m = check_finite_param("momentum", momentum)
+    if not 0.0 <= m <= 1.0:
+        raise ValueError(f"momentum must be in [0, 1], got {momentum!r}; pass e.g. momentum=0.1 "
+                         f"(running = (1 - momentum) * running + momentum * batch)")
+    return m
+
+
+def _check_bool(name, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__}); pass True or False")
+    return bool(value)
+
+
+def _normalized_shape(normalized_shape) -> tuple[int, ...]:
+    if isinstance(normalized_shape, (int, np.integer)) and not isinstance(normalized_shape, bool):
+        normalized_shape = (int(normalized_shape),)
+    try:
+        ns = tuple(normalized_shape)
+    except TypeError:
+        raise TypeError(f"normalized_shape must be an int or a tuple of ints, got {normalized_shape!r}; "
+                        f"pass e.g. normalized_shape=(10,)") from None
+    if not ns or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in ns):
+        raise ValueError(f"normalized_shape must be a non-empty tuple of positive ints, got {normalized_shape!r}; "
+                         f"pass e.g. normalized_shape=(10,)")
+    return tuple(int(d) for d in ns)
+
+
+def _param(p, name: str, shape: tuple, what: str):
+    """``p`` as a float array of ``shape`` (``None`` passes through)."""
+    if p is None:
+        return None
+    p = as_float_array(p, name)
+    if tuple(p.shape) != tuple(shape):
+        raise ValueError(f"{name} has shape {tuple(p.shape)}, expected {tuple(shape)} ({what}); "
+                         f"pass an array of shape {tuple(shape)} or None")
+    return p
+
+
+def _nonempty(x, n: int, op: str):
+    if n == 0:
+        raise ValueError(f"{op}: the statistics would be taken over zero elements (input shape {tuple(x.shape)}); "
+                         f"pass an input with at least one element per statistic")
+
+
+# ---- float64 helpers --------------------------------------------------------------
+
+def _f64(a):
+    return None if a is None else a.astype(jnp.float64)
+
+
+def _two_sum(a, b):
+    """``a + b = s + e`` exactly (Knuth's TwoSum; six float64 operations)."""
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    return s, e
+
+
+def _div_n(a, n):
+    """``a / n`` as a true, correctly rounded division.
+
+    XLA rewrites a division by a broadcast scalar into a multiplication by its
+    rounded reciprocal, and the CPU backend may then fuse ``t - s * (1/n)`` into
+    one FMA in one place and not in another.  The mean of a constant row would
+    then not be that constant, and its "zero" deviations would differ from 0 by
+    an ulp of the mean.  Dividing by an opaque array of ``a``'s shape keeps a real
+    division, so ``m0``, ``u`` and ``c`` are the same wherever they are used.
+    """
+    return a / lax.optimization_barrier(jnp.full(a.shape, n, jnp.float64))
+
+
+def _moments(t, axes, axis_name=None):
+    """Corrected two-pass statistics of float64 ``t`` over ``axes`` (keepdims).
+
+    Returns ``(u, c, var, n)``: ``u = t - m0``, the correction ``c`` (so the
+    deviations are ``u - c`` and the mean ``m0 + c``), the biased variance and
+    the element count (a Python int; summed over ``axis_name`` when given).
+    """
+    n = math.prod(t.shape[a] for a in axes)
+    s1 = jnp.sum(t, axis=axes, keepdims=True)
+    if axis_name is not None:
+        s1 = lax.psum(s1, axis_name)
+        n = lax.psum(n, axis_name)
+    m0 = _div_n(s1, n)
+    u = t - m0
+    su = jnp.sum(u, axis=axes, keepdims=True)
+    suu = jnp.sum(u * u, axis=axes, keepdims=True)
+    if axis_name is not None:
+        su, suu = lax.psum((su, suu), axis_name)
+    c = _div_n(su, n)
+    var = jnp.maximum(_div_n(suu, n) - c * c, 0.0)
+    return m0, u, c, var, n
+
+
+def _scale(d, var, eps):
+    """``d / sqrt(var + eps)``.  ``var + eps == 0`` (only with ``eps = 0``): a zero ``d``
+    stays 0 (a constant input, whose deviations are all exactly 0), a nonzero ``d``
+    (eval mode with a zero running variance) gives ``±inf``.  The selects keep every
+    branch finite where it is not taken, so gradients stay finite."""
+    v = var + eps
+    pos = v > 0
+    y = d / jnp.sqrt(jnp.where(pos, v, 1.0))
+    return jnp.where(pos | (d == 0), y, d * jnp.where(pos, 1.0, jnp.inf))
+
+
+def _affine(y, w, b):
+    if w is not None:
+        y = y * w
+    if b is not None:
+        y = y + b
+    return y + 0.0  # an exact zero is +0 (-0 + 0 = +0)
+
+
+def _in64(fn, out_dtypes, *arrays):
+    """Evaluate ``fn(*float64 arrays)`` with x64 on and round each output once."""
+    with jax.enable_x64(True):
+        outs = fn(*[_f64(a) for a in arrays])
+        return tuple(None if o is None else narrow(o, dt) for o, dt in zip(outs, out_dtypes))
+
+
+# ---- softmax ---------------------------------------------------------------------
+
+def _softmax64(t, axis, log, sticky):
+    """softmax or log_softmax of float64 ``t`` along ``axis`` (module docstring).
+
+    ``sticky``: the output is narrower than float64, so log_softmax hands over a
+    round-to-odd value (one correct rounding later).  Not differentiated:
+    ``_softmax_op`` carries the derivative.
+    """
+    n = t.shape[axis]
+    M = jnp.max(t, axis=axis, keepdims=True)  # NaN when the row holds a NaN
+    nan_row, all_ninf = jnp.isnan(M), M == -jnp.inf
+    special = nan_row | (M == jnp.inf) | all_ninf
+    hi, lo = _two_sum(t, -jnp.where(special, 0.0, M))  # x - max = hi + lo exactly
+    fin = jnp.isfinite(hi)
+    lo = jnp.where(fin, lo, 0.0)
+    e = jnp.exp(hi)
+    e = e + e * lo
+    # r: the sum without one maximum; its ties (hi == 0, e == 1 exactly) add 1 each
+    top = hi == 0.0
+    rest = jnp.sum(jnp.where(top, 0.0, e), axis=axis, keepdims=True)
+    rest = rest + (jnp.sum(jnp.where(top, 1.0, 0.0), axis=axis, keepdims=True) - 1.0)
+    pinf = t == jnp.inf
+    k_inf = jnp.maximum(jnp.sum(jnp.where(pinf, 1.0, 0.0), axis=axis, keepdims=True), 1.0)
+    if log:
+        # (hi - L) + lo as an exact pair; for a narrower output its round-to-odd
+        # keeps the sign of the tail, so that ``s_j`` on a float32 midpoint minus a
+        # tiny ``L`` still rounds the right way (one correct rounding, not two)
+        r_hi, r_lo = _two_sum(hi, -jnp.log1p(rest))
+        reg, tail = _two_sum(r_hi, jnp.where(fin, r_lo + lo, 0.0))
+        reg = jnp.where(fin, reg, hi)  # -inf entries: -inf (their pair tails are NaN)
+        if sticky:
+            # L > 0 exactly whenever another entry is finite, even where exp
+            # underflowed to a rest of 0 in float64: the tail is then "just below"
+            n_fin = jnp.sum(jnp.where(jnp.isfinite(t), 1.0, 0.0), axis=axis, keepdims=True)
+            tail = jnp.where(fin, tail, 0.0)
+            below = (tail == 0) & (rest == 0) & (n_fin > 1)
+            tail = jnp.where(below, -jnp.finfo(jnp.float64).tiny, tail)
+            reg = jnp.where(fin, _round_to_odd_f64(reg, tail), reg)
+            reg = jnp.where(below & (reg == 0), -0.0, reg)  # -L rounds to -0
+        # 0.0 - log(1) is +0 (an exact zero result is +0)
+        sp = jnp.where(all_ninf, 0.0 - math.log(n), jnp.where(pinf, 0.0 - jnp.log(k_inf), -jnp.inf))
+    else:
+        reg = e / (1.0 + rest)
+        sp = jnp.where(all_ninf, 1.0 / n, jnp.where(pinf, 1.0 / k_inf, 0.0))
+    out = jnp.where(special, sp, reg)
+    return jnp.where(nan_row, jnp.nan, out)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _softmax_op(x, axis, log):
+    (y,) = _in64(lambda t: (_softmax64(t, axis, log, x.dtype != jnp.float64),), (x.dtype,), x)
+    return y
+
+
+@_softmax_op.defjvp
+def _softmax_op_jvp(axis, log, primals, tangents):
+    """``d softmax = p (dx - <p, dx>)``, ``d log_softmax = dx - <p, dx>``, with ``p`` in
+    float64; rows whose value is a limit (``+inf`` entries, all ``-inf``) are locally
+    constant: derivative 0 (NaN rows stay NaN)."""
+    (x,), (dx,) = primals, tangents
+    y = _softmax_op(x, axis, log)
+    with jax.enable_x64(True):
+        t = x.astype(jnp.float64)
+        p = _softmax64(t, axis, False, False)
+        d = dx.astype(jnp.float64)
+        M = jnp.max(t, axis=axis, keepdims=True)
+        limit = jnp.isinf(M)
+        dot = jnp.sum(jnp.where(p > 0, p * d, 0.0), axis=axis, keepdims=True)
+        dy = d - dot if log else p * (d - dot)
+        dy = jnp.where(limit, 0.0, dy)
+        return y, dy.astype(x.dtype)
+
+
+def _softmax_common(x, axis, log):
+    x = as_float_array(x)
+    ax = _check_axis(axis, x.ndim)
+    if x.shape[ax] == 0:
+        return x
+    return _softmax_op(x, ax, log)
+
+
+@functools.partial(jax.jit, static_argnames=("axis",))
+def softmax(x, axis=-1):
+    r""":math:`e^{x_j} / \sum_i e^{x_i}` along ``axis``; error <= 1 ulp (float32), correctly rounded
+    in practice for every dtype.
+
+    Rows with ``-inf`` entries give them ``+0``; ``+inf`` entries share the mass
+    equally (``k`` of them: ``1/k`` each); a row of only ``-inf`` gives the uniform
+    ``1/n``; a NaN entry makes the row NaN (module docstring).
+
+    >>> softmax(jnp.array([0.0, jnp.log(3.0)]))
+    Array([0.25, 0.75], dtype=float32)
+    """
+    return _softmax_common(x, axis, False)
+
+
+@functools.partial(jax.jit, static_argnames=("axis",))
+def log_softmax(x, axis=-1):
+    r""":math:`x_j - \log\sum_i e^{x_i}`, as :math:`s_j - \mathrm{log1p}(\sum_{i\ne k} e^{s_i})`
+    with :math:`s = x - \max x` and :math:`k` the arg-max, so the largest logit keeps
+    full relative accuracy.  Edge rows as ``softmax`` (``log`` of its values:
+    ``-inf`` for ``+0``, ``-log k`` for ``+inf`` entries, ``-log n`` for an all ``-inf`` row).
+    """
+    return _softmax_common(x, axis, True)
+
+
+# ---- normalization -----------------------------------------------------------------
+
+@functools.partial(jax.jit, static_argnames=("training", "momentum", "eps", "axis_name"))
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training=False, momentum=0.1,
+               eps=1e-5, axis_name=None):
+    r"""Batch normalization over every axis but the last (channels-last).
+
+    Returns ``(y, new_running_mean, new_running_var)``.
+
+    * ``training=True``: ``y = (x - mean) / sqrt(var + eps) * weight + bias`` with the
+      batch's mean and *biased* variance over all axes but the last; the running
+      statistics become ``(1 - momentum) * running + momentum * batch`` with the
+      batch's *unbiased* variance (``var * n / (n - 1)``), PyTorch's convention.
+      ``running_mean``/``running_var`` may both be ``None`` (no running statistics;
+      then ``None`` is returned for them).
+    * ``training=False``: ``y`` uses the running statistics, which are returned unchanged.
+    * ``axis_name``: inside ``jax.shard_map`` or ``jax.pmap``, the batch statistics are
+      summed over that named axis with ``lax.psum`` (synchronized BatchNorm: the count
+      and the moments are global, so the result equals the unsharded one).
+
+    ``y`` has ``x``'s dtype; the new running statistics have the running statistics'
+    dtype (float32 buffers in ``impl.nn``).  Evaluated in float64 with the corrected
+    two-pass algorithm and rounded once (module docstring).
+    """
+    x = as_float_array(x)
+    training = _check_bool("training", training)
+    mom = _check_momentum(momentum)
+    eps = _check_eps(eps)
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm expects an input of rank >= 2 (batch, ..., features), got shape "
+                         f"{tuple(x.shape)}; add a batch axis, e.g. x[None]")
+    C = x.shape[-1]
+    what = f"one per feature: the input's last axis has {C}"
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must both be arrays or both be None; "
+                         f"got running_mean={'None' if running_mean is None else 'an array'}, "
+                         f"running_var={'None' if running_var is None else 'an array'}")
+    rm = _param(running_mean, "running_mean", (C,), what)
+    rv = _param(running_var, "running_var", (C,), what)
+    w = _param(weight, "weight", (C,), what)
+    b = _param(bias, "bias", (C,), what)
+    if rm is None and not training:
+        raise ValueError("batch_norm with training=False needs running_mean and running_var; "
+                         "pass them, or training=True to use the batch statistics")
+    axes = tuple(range(x.ndim - 1))
+    n_local = math.prod(x.shape[:-1])
+    _nonempty(x, n_local, "batch_norm")
+    if training and n_local == 1 and axis_name is None:
+        raise ValueError(f"batch_norm in training mode needs more than 1 value per channel, got input shape "
+                         f"{tuple(x.shape)} (the unbiased variance of one value is undefined); "
+                         f"use a batch of at least 2, or training=False")
+    stat_dt = (rm.dtype, rv.dtype) if rm is not None else (None, None)
+
+    def f(t, rm, rv, w, b):
+        if training:
+            m0, u, c, var, n = _moments(t, axes, axis_name)
+            y = _scale(u - c, var, eps)
+            if rm is None:
+                return _affine(y, w, b), None, None
+            mean = (m0 + c).reshape(-1)
+            unbiased = (var * (n / (n - 1))).reshape(-1)
+            keep = 1.0 - mom
+            return _affine(y, w, b), keep * rm + mom * mean, keep * rv + mom * unbiased
+        return _affine(_scale(t - rm, rv, eps), w, b), None, None
+
+    y, new_rm, new_rv = _in64(f, (x.dtype,) + stat_dt, x, rm, rv, w, b)
+    if not training:
+        return y, rm, rv
+    return y, new_rm, new_rv
+
+
+def _normalize(x, axes, w, b, eps, op, reshape=None):
+    """Centre and scale ``x`` over ``axes`` (of ``x.reshape(reshape)`` when given)."""
+    _nonempty(x, math.prod(x.shape[a] for a in axes) if reshape is None else
+              math.prod(reshape[a] for a in axes), op)
+
+    def f(t, w, b):
+        tt = t if reshape is None else t.reshape(reshape)
+        _, u, c, var, _ = _moments(tt, axes)
+        y = _scale(u - c, var, eps).reshape(t.shape)
+        return (_affine(y, w, b),)
+
+    (y,) = _in64(f, (x.dtype,), x, w, b)
+    return y
+
+
+@functools.partial(jax.jit, static_argnames=("normalized_shape", "eps"))
+def _layer_norm(x, normalized_shape, weight, bias, eps):
+    ns = normalized_shape
+    x = as_float_array(x)
+    eps = _check_eps(eps)
+    k = len(ns)
+    if x.ndim < k or tuple(x.shape[x.ndim - k:]) != ns:
+        raise ValueError(f"layer_norm with normalized_shape={ns} expects the input's last {k} "
+                         f"ax{'is' if k == 1 else 'es'} to be {ns}, got input of shape {tuple(x.shape)}; "
+                         f"pass an input of shape (..., {', '.join(map(str, ns))}) or change normalized_shape")
+    what = "normalized_shape"
+    w = _param(weight, "weight", ns, what)
+    b = _param(bias, "bias", ns, what)
+    return _normalize(x, tuple(range(x.ndim - k, x.ndim)), w, b, eps, "layer_norm")
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    r"""Layer normalization over the trailing ``normalized_shape`` axes.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias`` with the mean and biased
+    variance over the last ``len(normalized_shape)`` axes; ``weight`` and ``bias``
+    have shape ``normalized_shape`` (an int means ``(int,)``).  Accurate at any
+    mean offset (module docstring); jitted, with ``normalized_shape`` and ``eps``
+    static.
+    """
+    return _layer_norm(x, _normalized_shape(normalized_shape), weight, bias, eps)
+
+
+@functools.partial(jax.jit, static_argnames=("num_groups", "eps"))
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    r"""Group normalization, channels-last: ``x`` is ``(N, *spatial, C)``; the ``C``
+    channels are split into ``num_groups`` contiguous groups of ``C // num_groups``,
+    and each sample's group is normalized over its spatial positions and its
+    channels.  ``weight``/``bias`` have shape ``(C,)`` (per channel).
+    """
+    x = as_float_array(x)
+    eps = _check_eps(eps)
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)) or num_groups < 1:
+        raise ValueError(f"num_groups must be a positive int, got {num_groups!r}; pass e.g. num_groups=4")
+    G = int(num_groups)
+    if x.ndim < 2:
+        raise ValueError(f"group_norm expects an input of rank >= 2 (N, *spatial, C), got shape {tuple(x.shape)}; "
+                         f"add a batch axis, e.g. x[None]")
+    C = x.shape[-1]
+    if C % G:
+        raise ValueError(f"group_norm: the input has {C} channels (last axis of shape {tuple(x.shape)}), which "
+                         f"num_groups={G} does not divide; pass a num_groups that divides {C}")
+    what = f"one per channel: the input's last axis has {C}"
+    w = _param(weight, "weight", (C,), what)
+    b = _param(bias, "bias", (C,), what)
+    shape = tuple(x.shape[:-1]) + (G, C // G)
+    axes = tuple(range(1, x.ndim - 1)) + (x.ndim,)
+    return _normalize(x, axes, w, b, eps, "group_norm", reshape=shape)
+
+
+@functools.partial(jax.jit, static_argnames=("eps",))
+def instance_norm(x, weight=None, bias=None, eps=1e-5):
+    r"""Instance normalization, channels-last: ``x`` is ``(N, *spatial, C)`` with at
+    least one spatial axis; each sample's channel is normalized over the spatial
+    axes.  ``weight``/``bias`` have shape ``(C,)``.
+    """
+    x = as_float_array(x)
+    eps = _check_eps(eps)
+    if x.ndim < 3:
+        raise ValueError(f"instance_norm expects an input of rank >= 3 (N, *spatial, C), got shape "
+                         f"{tuple(x.shape)}; add a batch axis, e.g. x[None]")
+    C = x.shape[-1]
+    what = f"one per channel: the input's last axis has {C}"
+    w = _param(weight, "weight", (C,), what)
+    b = _param(bias, "bias", (C,), what)
+    return _normalize(x, tuple(range(1, x.ndim - 1)), w, b, eps, "instance_norm")
+
+
+@functools.partial(jax.jit, static_argnames=("normalized_shape", "eps"))
+def _rms_norm(x, normalized_shape, weight, eps):
+    ns = normalized_shape
+    x = as_float_array(x)
+    eps = _check_eps(eps)
+    k = len(ns)
+    if x.ndim < k or tuple(x.shape[x.ndim - k:]) != ns:
+        raise ValueError(f"rms_norm with normalized_shape={ns} expects the input's last {k} "
+                         f"ax{'is' if k == 1 else 'es'} to be {ns}, got input of shape {tuple(x.shape)}; "
+                         f"pass an input of shape (..., {', '.join(map(str, ns))}) or change normalized_shape")
+    w = _param(weight, "weight", ns, "normalized_shape")
+    axes = tuple(range(x.ndim - k, x.ndim))
+
+    def f(t, w):
+        ms = jnp.mean(t * t, axis=axes, keepdims=True)
+        return (_affine(_scale(t, ms, eps), w, None),)
+
+    (y,) = _in64(f, (x.dtype,), x, w)
+    return y
+
+
+def rms_norm(x, normalized_shape, weight=None, eps=1e-6):
+    r"""Root-mean-square normalization over the trailing ``normalized_shape`` axes:
+    ``y = x / sqrt(mean(x**2) + eps) * weight`` (no centring, no bias), in float64,
+    rounded once.  ``x == 0`` gives ``+0``; an all-zero input gives zeros even with
+    ``eps = 0``.
+    """
+    return _rms_norm(x, _normalized_shape(normalized_shape), weight, eps)
+
