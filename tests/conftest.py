@@ -24,6 +24,7 @@ import importlib
 import json
 import os
 import platform
+import types
 
 _FLAG = "--xla_force_host_platform_device_count"
 if _FLAG not in os.environ.get("XLA_FLAGS", ""):
@@ -138,6 +139,15 @@ def impl_op(impl_module, request):
         if fn is None:
             pytest.skip(f"{name} not provided by {impl_name}")
         return _skipping_not_implemented(fn, name, impl_name)
+    return get
+
+
+@pytest.fixture
+def impl_ops(impl_op):
+    """``impl_ops(*names)``: a namespace holding ``impl_op(name)`` for each name (so a test
+    that uses several ops skips, with the reason, when one is missing or not implemented)."""
+    def get(*names):
+        return types.SimpleNamespace(**{n: impl_op(n) for n in names})
     return get
 
 
