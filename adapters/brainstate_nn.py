@@ -13,12 +13,27 @@ Peer defaults and how they are converted:
   ``celu(x, alpha=1.0)``: the contract's names and defaults; the parameters
   are weakly typed (rounded to the input's dtype), measured as is.
 * ``soft_sign`` is the contract's ``softsign``.
+
+Softmax and normalization:
+
+* ``softmax``/``log_softmax``: ``brainstate.nn.softmax(x, axis)`` (jax.nn's).
+* ``layer_norm``: ``brainstate.nn.LayerNorm(in_size=normalized_shape,
+  reduction_axes=feature_axes=<those axes>, epsilon=eps)``, and ``rms_norm``:
+  ``brainstate.nn.RMSNorm``; built per call, the contract's weight and bias set
+  into their parameter states.  brainstate's default epsilon is 1e-6 (passed
+  explicitly); ``use_fast_variance=True`` (its default, as in Flax: the
+  variance is ``E[x^2] - E[x]^2``) is kept and measured; ``dtype`` is the
+  input's (so the output keeps it).
+* brainstate's BatchNorm, GroupNorm and InstanceNorm layers run inside its
+  ``environ`` fitting context and take per-layer input sizes and feature
+  axes; they are not adapted here: not provided.
 """
 
 from __future__ import annotations
 
 import brainstate
 import brainstate.nn as bn
+import jax.numpy as jnp
 
 CONFORMANCE_PEER = f"brainstate.nn (brainstate {brainstate.__version__})"
 
@@ -85,3 +100,46 @@ def hard_swish(x):
 
 def softsign(x):
     return bn.soft_sign(x)
+
+
+def softmax(x, axis=-1):
+    return bn.softmax(x, axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    return bn.log_softmax(x, axis=axis)
+
+
+def _float(x):
+    """``x`` as an array of a floating dtype (the contract promotes integers to JAX's default float)."""
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+
+
+def _shape(normalized_shape):
+    return (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    x, ns = _float(x), _shape(normalized_shape)
+    axes = tuple(range(-len(ns), 0))
+    m = bn.LayerNorm(in_size=ns, reduction_axes=axes, feature_axes=axes, epsilon=eps, dtype=x.dtype,
+                     use_scale=weight is not None, use_bias=bias is not None)
+    params = {}
+    if weight is not None:
+        params["scale"] = jnp.asarray(weight)
+    if bias is not None:
+        params["bias"] = jnp.asarray(bias)
+    if params:
+        m.weight.value = params
+    return m(x).astype(x.dtype)
+
+
+def rms_norm(x, normalized_shape, weight=None, eps=1e-6):
+    x, ns = _float(x), _shape(normalized_shape)
+    axes = tuple(range(-len(ns), 0))
+    m = bn.RMSNorm(in_size=ns, reduction_axes=axes, feature_axes=axes, epsilon=eps, dtype=x.dtype,
+                   use_scale=weight is not None)
+    if weight is not None:
+        m.scale.value = {"scale": jnp.asarray(weight)}
+    return m(x).astype(x.dtype)

@@ -17,6 +17,15 @@ Peer defaults and how they are converted:
 * ``jax.nn.hard_sigmoid = relu6(x + 3) / 6`` and ``jax.nn.hard_swish = x *
   hard_sigmoid(x)``: the contract's definitions.
 * ``jax.nn.soft_sign`` is the contract's ``softsign``.
+* ``softmax``/``log_softmax``: ``jax.nn.softmax(x, axis)``, ``jax.nn.log_softmax(x, axis)``.
+* ``layer_norm``: ``jax.nn.standardize(x, axis=<the trailing len(normalized_shape)
+  axes>, epsilon=eps)`` (jax.nn's default epsilon is 1e-5, the contract's; passed
+  explicitly), then ``* weight + bias``.  ``standardize`` takes the variance as
+  ``E[x^2] - E[x]^2`` in the input's dtype: the peer's formula, measured as is.
+  With float32 parameters and a narrower input the affine step promotes to
+  float32; the result is rounded back to the input's dtype (the contract's
+  output dtype).  jax.nn has no batch, group, instance or RMS normalization:
+  not provided.
 """
 
 from __future__ import annotations
@@ -89,3 +98,32 @@ def hard_swish(x):
 
 def softsign(x):
     return jax.nn.soft_sign(x)
+
+
+def softmax(x, axis=-1):
+    return jax.nn.softmax(x, axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    return jax.nn.log_softmax(x, axis=axis)
+
+
+def _float(x):
+    """``x`` as an array of a floating dtype (the contract promotes integers to JAX's default float)."""
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+
+
+def _shape(normalized_shape):
+    return (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    x = _float(x)
+    k = len(_shape(normalized_shape))
+    y = jax.nn.standardize(x, axis=tuple(range(x.ndim - k, x.ndim)), epsilon=eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y.astype(x.dtype)

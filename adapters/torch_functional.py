@@ -30,11 +30,31 @@ Peer defaults and how they are converted:
   ``F.hardswish``, ``F.softsign``, ``F.silu``, ``F.mish``, ``F.relu6``,
   ``F.selu``: the contract's definitions.
 
+Normalization and softmax:
+
+* Layout: the contract is channels-last (``(N, *spatial, C)``); ``F.group_norm``,
+  ``F.instance_norm`` and ``F.batch_norm`` are channels-first, so the input is
+  permuted to ``(N, C, *spatial)`` and the result permuted back (exact moves).
+* ``eps``: torch's defaults (1e-5; ``F.rms_norm`` defaults to the dtype's
+  machine epsilon) are not relied on: the contract's ``eps`` is always passed.
+* ``F.batch_norm(x, running_mean, running_var, weight, bias, training,
+  momentum=0.1, eps)``: the contract's convention (``new = (1 - momentum) *
+  old + momentum * batch``, the batch's unbiased variance in the update, the
+  biased one in the output).  torch updates the running statistics in place;
+  the adapter passes copies and returns them.  ``axis_name`` (statistics
+  across devices) has no torch counterpart: ``NotImplementedError``.
+* ``F.softmax(x, dim=axis)``, ``F.log_softmax``, ``F.layer_norm``,
+  ``F.rms_norm``: the contract's definitions; parameters (float32 for
+  narrower inputs) are passed in their own dtype (torch's mixed-dtype CPU
+  kernels).
+
 A dtype torch does not implement for an op on CPU ("... not implemented for
 'Half'") raises ``NotImplementedError`` with torch's message.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -77,16 +97,39 @@ def from_torch(t, like):
     return jax.device_put(a, like.sharding)
 
 
-def _run(fn, x, **kwargs):
-    t, xj = to_torch(x)
+def _call(fn, *args, **kwargs):
     try:
-        with torch.no_grad():
-            y = fn(t, **kwargs)
+        with torch.no_grad(), warnings.catch_warnings():
+            # torch's note that a bfloat16/float16 input with float32 parameters takes its
+            # unfused (mixed-dtype) kernel: informational, the result is what is measured
+            warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")
+            return fn(*args, **kwargs)
     except RuntimeError as e:
         if "not implemented for" in str(e):
             raise NotImplementedError(f"torch on CPU: {e}") from None
         raise
-    return from_torch(y, xj)
+
+
+def _run(fn, x, **kwargs):
+    t, xj = to_torch(x)
+    return from_torch(_call(fn, t, **kwargs), xj)
+
+
+def _opt(a):
+    """An optional parameter array as a tensor (exactly), or None."""
+    return None if a is None else to_torch(a)[0]
+
+
+def _channels_first(t):
+    return t.permute(0, t.ndim - 1, *range(1, t.ndim - 1)) if t.ndim > 2 else t
+
+
+def _channels_last(t):
+    return t.permute(0, *range(2, t.ndim), 1) if t.ndim > 2 else t
+
+
+def _shape(normalized_shape):
+    return (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(normalized_shape)
 
 
 def relu(x):
@@ -151,3 +194,52 @@ def hard_swish(x):
 
 def softsign(x):
     return _run(F.softsign, x)
+
+
+def softmax(x, axis=-1):
+    return _run(F.softmax, x, dim=axis)
+
+
+def log_softmax(x, axis=-1):
+    return _run(F.log_softmax, x, dim=axis)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    return _run(F.layer_norm, x, normalized_shape=_shape(normalized_shape), weight=_opt(weight), bias=_opt(bias),
+                eps=float(eps))
+
+
+def rms_norm(x, normalized_shape, weight=None, eps=1e-6):
+    return _run(F.rms_norm, x, normalized_shape=_shape(normalized_shape), weight=_opt(weight), eps=float(eps))
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    t, xj = to_torch(x)
+    y = _call(F.group_norm, _channels_first(t), int(num_groups), _opt(weight), _opt(bias), float(eps))
+    return from_torch(_channels_last(y), xj)
+
+
+def instance_norm(x, weight=None, bias=None, eps=1e-5):
+    t, xj = to_torch(x)
+    y = _call(F.instance_norm, _channels_first(t), weight=_opt(weight), bias=_opt(bias), use_input_stats=True,
+              eps=float(eps))
+    return from_torch(_channels_last(y), xj)
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training=False, momentum=0.1, eps=1e-5,
+               axis_name=None):
+    if axis_name is not None:
+        raise NotImplementedError("torch.nn.functional.batch_norm has no statistics across devices (axis_name)")
+    if training and eps <= 0:
+        raise NotImplementedError(f"torch's batch_norm requires eps > 0 in training, got eps={eps!r}")
+    t, xj = to_torch(x)
+    rm = rv = None
+    if running_mean is not None:
+        rm, rmj = to_torch(running_mean)
+        rv, rvj = to_torch(running_var)
+    y = _call(F.batch_norm, _channels_first(t), rm, rv, _opt(weight), _opt(bias), bool(training), float(momentum),
+              float(eps))
+    y = from_torch(_channels_last(y), xj)
+    if rm is None:
+        return y, None, None
+    return y, from_torch(rm, rmj), from_torch(rv, rvj)
