@@ -311,6 +311,141 @@ def relu_grad_at_zero(x):
     return _with_jvp(F.relu, lambda x, y: jnp.where(x >= 0, 1.0, 0.0))(x)
 
 
+# ---- softmax and normalization -----------------------------------------------------
+
+def _in64(fn, x, *params):
+    """``fn(x64, *params64)`` in float64, rounded once to x's dtype (the impl's own policy)."""
+    x = as_float_array(x)
+    with jax.enable_x64(True):
+        ps = [None if p is None else jnp.asarray(p).astype(jnp.float64) for p in params]
+        y = fn(x.astype(jnp.float64), *ps)
+        return y if x.dtype == jnp.float64 else narrow(y, x.dtype)
+
+
+def _finite_rows(op, mutated):
+    """Rows (along ``axis``) holding a non-finite logit get impl's result: the variant's
+    bug is then only what it does to finite logits."""
+    def call(x, axis=-1):
+        x = as_float_array(x)
+        ok = jnp.all(jnp.isfinite(x), axis=axis, keepdims=True)
+        return jnp.where(ok, mutated(x, axis), getattr(F, op)(x, axis=axis))
+    return call
+
+
+@mutant("softmax", "exp(x) / sum(exp(x)) without subtracting the maximum: overflows for logits > 709 (float64)")
+def softmax_without_max(x, axis=-1):
+    def f(t, axis):
+        return _in64(lambda u: jnp.exp(u) / jnp.sum(jnp.exp(u), axis=axis, keepdims=True), t)
+    return _finite_rows("softmax", f)(x, axis)
+
+
+@mutant("log_softmax", "log(softmax(x)): -inf where the probability underflows")
+def log_softmax_of_softmax(x, axis=-1):
+    def f(t, axis):
+        return _in64(lambda u: jnp.log(jax.nn.softmax(u, axis=axis)), t)
+    return _finite_rows("log_softmax", f)(x, axis)
+
+
+def _norm_rows(t, axes, eps, w, b, variance):
+    m = jnp.mean(t, axis=axes, keepdims=True)
+    y = (t - m) / jnp.sqrt(variance(t, m, axes) + eps)
+    y = y if w is None else y * w
+    return y if b is None else y + b
+
+
+def _two_pass(t, m, axes):
+    return jnp.mean((t - m) ** 2, axis=axes, keepdims=True)
+
+
+@mutant("layer_norm", "variance as E[x^2] - E[x]^2 (in float64): cancels at large mean offsets")
+def layer_norm_fast_variance(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    axes = tuple(range(-len(ns), 0))
+    fast = lambda t, m, a: jnp.mean(t * t, axis=a, keepdims=True) - m * m  # noqa: E731
+    return _in64(lambda t, w, b: _norm_rows(t, axes, eps, w, b, fast), x, weight, bias)
+
+
+@mutant("layer_norm", "eps outside the square root: (x - mean) / (sqrt(var) + eps)")
+def layer_norm_eps_outside_sqrt(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    axes = tuple(range(-len(ns), 0))
+
+    def f(t, w, b):
+        m = jnp.mean(t, axis=axes, keepdims=True)
+        d = t - m
+        y = d / (jnp.sqrt(_two_pass(t, m, axes)) + eps)
+        y = jnp.where(d == 0, 0.0, y)  # a constant row still gives exactly 0 (then bias)
+        y = y if w is None else y * w
+        return y if b is None else y + b
+    return _in64(f, x, weight, bias)
+
+
+@mutant("layer_norm", "float32 internals (two-pass) instead of float64")
+def layer_norm_float32_internals(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    x = as_float_array(x)
+    if x.dtype == jnp.float64:
+        return F.layer_norm(x, normalized_shape, weight, bias, eps=eps)
+    ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    axes = tuple(range(-len(ns), 0))
+    t = x.astype(jnp.float32)
+    w = None if weight is None else jnp.asarray(weight, jnp.float32)
+    b = None if bias is None else jnp.asarray(bias, jnp.float32)
+    return _norm_rows(t, axes, eps, w, b, _two_pass).astype(x.dtype)
+
+
+@mutant("rms_norm", "eps outside the square root: x / (sqrt(mean(x^2)) + eps)")
+def rms_norm_eps_outside_sqrt(x, normalized_shape, weight=None, eps=1e-6):
+    ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    axes = tuple(range(-len(ns), 0))
+
+    def f(t, w):
+        r = jnp.sqrt(jnp.mean(t * t, axis=axes, keepdims=True))
+        y = jnp.where(t == 0, 0.0, t / (r + eps))
+        return y if w is None else y * w
+    return _in64(f, x, weight)
+
+
+@mutant("group_norm", "channels assigned to groups round-robin (c % G) instead of contiguously")
+def group_norm_strided_groups(x, num_groups, weight=None, bias=None, eps=1e-5):
+    x = as_float_array(x)
+    C, G = x.shape[-1], int(num_groups)
+    perm = np.argsort(np.arange(C) % G, kind="stable")  # channels of group g, gathered together
+    inv = np.argsort(perm)
+    w = None if weight is None else jnp.asarray(weight)[perm]
+    b = None if bias is None else jnp.asarray(bias)[perm]
+    return F.group_norm(x[..., perm], G, w, b, eps=eps)[..., inv]
+
+
+@mutant("instance_norm", "the batch axis included in the statistics (a batch norm per sample)")
+def instance_norm_over_batch(x, weight=None, bias=None, eps=1e-5):
+    x = as_float_array(x)
+    axes = tuple(range(0, x.ndim - 1))
+    return _in64(lambda t, w, b: _norm_rows(t, axes, eps, w, b, _two_pass), x, weight, bias)
+
+
+@mutant("batch_norm", "momentum convention swapped: new = momentum * old + (1 - momentum) * batch")
+def batch_norm_momentum_swapped(x, running_mean, running_var, weight=None, bias=None, *, training=False,
+                                momentum=0.1, eps=1e-5, axis_name=None):
+    return F.batch_norm(x, running_mean, running_var, weight, bias, training=training, momentum=1.0 - momentum,
+                        eps=eps, axis_name=axis_name)
+
+
+@mutant("batch_norm", "running variance updated with the biased batch variance")
+def batch_norm_biased_running_var(x, running_mean, running_var, weight=None, bias=None, *, training=False,
+                                  momentum=0.1, eps=1e-5, axis_name=None):
+    y, rm, rv = F.batch_norm(x, running_mean, running_var, weight, bias, training=training, momentum=momentum,
+                             eps=eps, axis_name=axis_name)
+    if not training or rv is None:
+        return y, rm, rv
+    x = as_float_array(x)
+    with jax.enable_x64(True):
+        t = x.astype(jnp.float64)
+        var = jnp.var(t, axis=tuple(range(x.ndim - 1)))
+        rv = ((1.0 - momentum) * jnp.asarray(running_var).astype(jnp.float64) + momentum * var)
+        rv = narrow(rv, jnp.asarray(running_var).dtype) if jnp.asarray(running_var).dtype != jnp.float64 else rv
+    return y, rm, rv
+
+
 def by_name(name: str) -> Mutant:
     for m in MUTANTS:
         if m.name == name:
