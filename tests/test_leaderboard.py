@@ -27,6 +27,8 @@ A = {"impl": "impl.functional", "header": {"implementation": "impl.functional", 
     _special("gelu", "float32", "cpu0", "-inf", True), _special("gelu", "float32", "cpu1", "-inf", True),
     _value("gelu", "float32", "cpu0", 0.6, 100.0, 3.0, kind="grad", budget=1.0),
     _value("tanh", "float32", "cpu0", 0.5, 100.0, 0.1),
+    {**_value("layer_norm[mu=1e4]", "float32", "cpu0", 0.5, 100.0, 0.2),
+     "max_abs_ulps": 2.0, "abs_unit": "ulp(1.0)", "budget_max_abs_ulps": 4.0},
 ], "exit_status": 0, "wall_s": 10.0}
 B = {"impl": "adapters.jax_nn", "header": {"implementation": "adapters.jax_nn", "peer": "jax.nn (jax X)"}, "rows": [
     _value("gelu", "float32", "cpu0", 3.0, 80.0, -5.5), _value("gelu", "float32", "cpu1", 7.5, 81.0, -6.5, nf=2),
@@ -34,6 +36,8 @@ B = {"impl": "adapters.jax_nn", "header": {"implementation": "adapters.jax_nn", 
     _special("gelu", "float32", "cpu0", "0", True),
     {"kind": "skip", "case": "tanh", "dtype": "float32", "device": "cpu0", "source": "test_golden",
      "reason": "tanh not provided by adapters.jax_nn"},
+    {**_value("layer_norm[mu=1e4]", "float32", "cpu0", 0.9, 99.95, 0.3),
+     "max_abs_ulps": 9.0, "abs_unit": "ulp(1.0)", "budget_max_abs_ulps": 4.0},
     {"kind": "skip", "case": "gelu", "dtype": "bfloat16", "device": "cpu0", "source": "test_golden",
      "reason": "gelu by adapters.jax_nn: not implemented for this case: no bfloat16"},
 ], "exit_status": 1, "wall_s": 5.0}
@@ -50,7 +54,7 @@ def test_cells_aggregate_over_devices_and_prefer_golden():
     assert cell[("adapters.jax_nn", "tanh", "float32")]["status"] == "not provided"
     assert cell[("adapters.jax_nn", "gelu", "bfloat16")]["status"] == "skipped"
     s = {x["impl"]: x for x in board["summary"]}
-    assert s["impl.functional"]["cells_within_budget"] == 2 and s["adapters.jax_nn"]["cells_within_budget"] == 0
+    assert s["impl.functional"]["cells_within_budget"] == 3 and s["adapters.jax_nn"]["cells_within_budget"] == 0
     json.dumps(board)
 
 
@@ -67,6 +71,8 @@ def test_markdown_bolds_the_best_and_lists_failures_with_the_worst_input(tmp_pat
     assert "special value x = -inf: expected -0.0, got nan on cpu0, nan on cpu1" in md
     assert "no bfloat16 (gelu bfloat16)" in md
     assert "## Gradient max ulp" in md
+    assert "| `layer_norm[mu=1e4]` | float32 | **2.000** | 9.000 ! |" in md  # the absolute-error table
+    assert "|got - exact| up to 9.000 ulp(1.0) (budget 4.000)" in md
     assert leaderboard.render_summary(board).count("\n") == 3
 
 

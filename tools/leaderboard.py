@@ -29,7 +29,7 @@ import json
 import math
 from pathlib import Path
 
-from tools.reporting import _DT_ORDER, _fmt_ulp, stat_rows
+from tools.reporting import _DT_ORDER, _fmt_ulp, row_within_budget, stat_rows
 
 __all__ = ["build", "render_markdown", "render_summary", "write", "write_plots"]
 
@@ -49,8 +49,9 @@ def _measure(rows, kind):
     for key, rs in by.items():
         rs = _golden_first(rs)
         worst = max(rs, key=lambda r: r["max_ulp"])
-        within = all(r["max_ulp"] <= r["budget_max_ulp"] and r["pct_cr"] >= r["budget_min_cr"]
-                     and r["n_nonfinite_mismatch"] == 0 for r in rs)
+        within = all(row_within_budget(r) for r in rs)
+        absolute = [r for r in rs if r.get("max_abs_ulps") is not None]
+        worst_abs = max(absolute, key=lambda r: r["max_abs_ulps"]) if absolute else None
         out[key] = {
             "max_ulp": worst["max_ulp"], "worst_input": worst.get("worst_input"), "worst_device": worst["device"],
             "pct_cr": min(r["pct_cr"] for r in rs), "n": worst["n"],
@@ -59,6 +60,9 @@ def _measure(rows, kind):
             "budget_max_ulp": worst["budget_max_ulp"], "budget_min_cr": worst["budget_min_cr"],
             "within_budget": within, "source": worst["source"],
         }
+        if worst_abs is not None:
+            out[key].update(max_abs_ulps=worst_abs["max_abs_ulps"], abs_unit=worst_abs.get("abs_unit", "ulp"),
+                            budget_max_abs_ulps=worst_abs.get("budget_max_abs_ulps"))
     return out
 
 
@@ -200,6 +204,11 @@ def _fmt_max(c):
     return _fmt_ulp(c["max_ulp"]) + (" !" if c["max_ulp"] > c["budget_max_ulp"] else "") + nf
 
 
+def _fmt_abs(c):
+    b = c.get("budget_max_abs_ulps")
+    return _fmt_ulp(c["max_abs_ulps"]) + (" !" if b is not None and c["max_abs_ulps"] > b else "")
+
+
 def _fmt_cr(c):
     return f"{c['pct_cr']:.2f}" + (" !" if c["pct_cr"] < c["budget_min_cr"] else "")
 
@@ -227,6 +236,10 @@ def _failures(board):
                              f"(on {c['worst_device']}; budget {_fmt_ulp(c['budget_max_ulp'])} ulp)")
             if c["pct_cr"] < c["budget_min_cr"]:
                 extra.append(f"{c['pct_cr']:.3f}% CR (budget >= {c['budget_min_cr']:g}%)")
+            b = c.get("budget_max_abs_ulps")
+            if b is not None and c.get("max_abs_ulps", 0.0) > b:
+                extra.append(f"|got - exact| up to {_fmt_ulp(c['max_abs_ulps'])} {c.get('abs_unit', 'ulp')} "
+                             f"(budget {_fmt_ulp(b)})")
             if c["nonfinite_mismatch"]:
                 extra.append(f"{c['nonfinite_mismatch']} nan/inf mismatches")
             out.append(f"- {who}: " + "; ".join(extra))
@@ -282,6 +295,9 @@ def render_markdown(board):
                   "Largest |error| in ulps of the dtype over normal-range results, max over devices; lower is "
                   "better, best in bold; ! = over the registry budget; (+k nan/inf) = k golden inputs whose "
                   "result is nan or infinite on one side only.")
+    out += _table(board, "max_abs_ulps", _fmt_abs, min, "Max absolute error (normalization, softmax)",
+                  "Largest |got - exact| in ulps of 1.0 of the dtype (the unit the normalization budgets use: "
+                  "outputs near 0 carry the statistics' absolute error), max over devices; lower is better.")
     out += _table(board, "pct_cr", _fmt_cr, max, "% correctly rounded (golden inputs)",
                   "Share of normal-range results bit-equal to the correctly rounded value (the sign of a zero "
                   "counts), min over devices; higher is better; ! = under the registry budget.")
