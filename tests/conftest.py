@@ -50,6 +50,10 @@ def pytest_addoption(parser):
     g.addoption("--devices", default=os.environ.get(_devices.DEVICES_ENV, "all"),
                 help="devices to test: all, a platform, or ids like cpu0,cpu1 (env CONFORMANCE_DEVICES)")
     g.addoption("--report-dir", default=None, help="write report.json and report.md to this folder")
+    g.addoption("--impl-tests-only", action="store_true",
+                help="run only the tests that judge the implementation under test (those using impl_op, "
+                     "impl_ops or impl_module); the project's own checks (references, golden store, tools, "
+                     "layer classes) are deselected")
 
 
 def pytest_configure(config):
@@ -87,7 +91,14 @@ def _known_failures_apply(config):
     return impl is importlib.import_module(DEFAULT_IMPL) or _target.variant_of(impl) == DEFAULT_IMPL
 
 
+_IMPL_FIXTURES = {"impl_op", "impl_ops", "impl_module"}
+
+
 def pytest_collection_modifyitems(config, items):
+    if config.getoption("--impl-tests-only"):
+        keep = [i for i in items if _IMPL_FIXTURES & set(getattr(i, "fixturenames", ()))]
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
     apply = _known_failures_apply(config)
     for item in items:
         m = item.get_closest_marker("known_failure")

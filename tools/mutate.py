@@ -7,8 +7,8 @@ Usage::
     python -m tools.mutate --list
 
 For each variant it runs the suite, targeted, against
-``--impl tools.mutants:VARIANTS.<name>``: the conformance test files of the
-variant's family with ``-k`` on the op it breaks (other ops whose names
+``--impl tools.mutants:VARIANTS.<name> --impl-tests-only``: the conformance
+test files with ``-k`` on the op it breaks (other ops whose names
 contain it excluded) and ``-x`` (stop at the first failure).  The variant is
 caught when pytest fails (exit status 1); the first failing test is the one
 that caught it.  A variant that passes is MISSED: a hole in the suite, closed
@@ -72,7 +72,7 @@ def _contract_ops():
 def run_one(m, files, all_ops, timeout=1800):
     spec = f"tools.mutants:VARIANTS.{m.name}"
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-rf", "-p", "no:cacheprovider", "-n", "0",
-           "--impl", spec, *files, "-k", k_expression(m.op, all_ops)]
+           "--impl", spec, "--impl-tests-only", *files, "-k", k_expression(m.op, all_ops)]
     t = time.perf_counter()
     try:
         r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
