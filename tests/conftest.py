@@ -66,6 +66,7 @@ def pytest_configure(config):
                    "impl.functional or declares CONFORMANCE_VARIANT_OF = 'impl.functional'; other "
                    "implementations must meet the budget")
     config._conformance_rows = []
+    config._x64_at_start = bool(jax.config.jax_enable_x64)
     config._impl_name = config.getoption("--impl")
     try:
         config._impl = _target.load(config._impl_name)

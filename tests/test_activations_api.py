@@ -79,13 +79,17 @@ def test_bad_parameters_raise(fn, kw, match):
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_global_x64_flag_untouched(case, impl_op):
-    """An op may evaluate in float64 inside, but must leave the process-wide x64 flag as it was."""
+def test_global_x64_flag_untouched(case, impl_op, request):
+    """An op may evaluate in float64 inside, but must leave the process-wide x64 flag as it was.
+    The flag is first put back to its value at the start of the session, so that an op that
+    switched it earlier cannot hide this op's verdict (nor pin it on this one)."""
     fn = impl_op(case.op)
-    before = jax.config.jax_enable_x64
+    start = request.config._x64_at_start
+    if jax.config.jax_enable_x64 != start:
+        jax.config.update("jax_enable_x64", start)
     fn(jnp.ones(3), **case.params)
-    assert jax.config.jax_enable_x64 == before, (
-        f"{case.id} switched jax_enable_x64 from {before} to {jax.config.jax_enable_x64}; use the "
+    assert jax.config.jax_enable_x64 == start, (
+        f"{case.id} switched jax_enable_x64 from {start} to {jax.config.jax_enable_x64}; use the "
         "jax.enable_x64 context inside the function instead of jax.config.update")
 
 
