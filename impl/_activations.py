@@ -13,7 +13,19 @@ Derivatives at kinks (``docs/conventions.md``): ``relu'(0) = 0``;
 ``leaky_relu'(0) = negative_slope`` (the left derivative, as for relu);
 ``relu6'`` is 0 at 0 and at 6; ``hard_sigmoid'`` is 0 at -3 and 3;
 ``hard_swish'`` is 0 at -3 and 1 at 3; ``elu'(0) = alpha``, ``celu'(0) = 1``,
-``selu'(0) = scale * alpha`` (the x <= 0 branch, as in PyTorch).
+``selu'(0) = scale * alpha`` (the x <= 0 branch, as in PyTorch; their second
+derivatives at 0 likewise: ``alpha``, ``1/alpha``, ``scale * alpha``).  At ±inf
+every derivative is its limit, never NaN, with -0 for a limit 0 approached
+from below (``gelu'(-inf) = -0``, ``silu''(±inf) = -0``); a derivative that
+underflows keeps the sign of the exact value (``_negative_tail``); the odd
+second derivatives (``tanh''``, ``sigmoid''``) are ∓0 at ±0.
+
+Second derivatives are closed forms too (``gelu`` in both forms, ``silu``,
+``mish``, ``sigmoid``, ``log_sigmoid``, ``tanh``, ``softplus``, the elu
+family), so ``jax.grad(jax.grad(f))`` is as accurate as ``f'``.  Products and
+quotients that would round more than once are compensated where float64
+results need it (``_one_plus``, ``_two_square``: ``sigmoid'``, ``tanh'``,
+``softsign'`` within 2 ulp of float64).
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._core import as_float_array, check_finite_param, in_float64
+from ._core import as_float_array, by_table, check_finite_param, in_float64
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -41,8 +53,13 @@ def _keep_nan(formula):
     return f
 
 
-def _chain(*formulas):
-    """An op from float64 formulas ``[f, f', f'', ...]`` (see module docstring)."""
+def _chain(*formulas, native=None):
+    """An op from float64 formulas ``[f, f', f'', ...]`` (see module docstring).
+
+    Ops with a closed-form derivative take bfloat16/float16 values from a table
+    (``_core.by_table``); the last formula of a chain stays a float64 evaluation
+    so that JAX can differentiate it.  ``native(x)``, when given, computes the
+    value in the input dtype instead (for exact ops: relu, relu6)."""
     first = _keep_nan(formulas[0])
     if len(formulas) == 1:
         def op(x, params):
@@ -52,7 +69,9 @@ def _chain(*formulas):
 
     @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
     def op(x, params):
-        return in_float64(lambda t: first(t, *params), x)
+        if native is not None:
+            return native(x)
+        return by_table(first, op, x, *params)
 
     @op.defjvp
     def _jvp(params, primals, tangents):
@@ -98,21 +117,106 @@ def _sig(t):
     return 1.0 / (1.0 + jnp.exp(-t))
 
 
+def _one_plus(a):
+    """``1 + a = s + l`` exactly (TwoSum).  The barrier keeps XLA from folding
+    ``(1 + a) - 1`` into ``a``, which would make ``l`` 0."""
+    s = 1.0 + a
+    sb = jax.lax.optimization_barrier(s)
+    bb = sb - 1.0
+    return s, (1.0 - (sb - bb)) + (a - bb)
+
+
+def _two_square(s):
+    """``s * s = p + e`` exactly (Dekker: a Veltkamp split of ``s`` into 26-bit
+    halves, whose partial products are exact), for ``|s| < 2**996``."""
+    c = 134217729.0 * s  # 2**27 + 1
+    cb = jax.lax.optimization_barrier(c)
+    hi = cb - (cb - s)
+    lo = s - hi
+    p = s * s
+    return p, ((hi * hi - p) + 2.0 * hi * lo) + lo * lo
+
+
+def _over_square_one_plus(num, a):
+    """``num / (1 + a)^2`` for ``a >= 0`` with one rounded quotient: ``1 + a = s + l``
+    and ``s^2 = p + e`` exactly, ``(1 + a)^2 = p (1 + c)`` with ``c ~ (e + 2 s l) / p``,
+    so the result is ``q - q c``, ``q = num / p``.  Past ``a = 2**150`` (where ``s^2``
+    nearly overflows and ``c`` is below 2**-150) it is ``(num / s) / s``."""
+    s, l = _one_plus(a)
+    big = s > 2.0**150
+    p, e = _two_square(jnp.where(big, 1.0, s))
+    q = num / p
+    return jnp.where(big, (num / s) / s, q - q * ((e + 2.0 * s * l) / p))
+
+
+# ln 4 = _LN4_HI + _LN4_LO, _LN4_HI on the 2**-43 grid: for 512 <= a < 1024,
+# -a + _LN4_HI is exact, so 4 e^-a = exp(-a + _LN4_HI) (1 + _LN4_LO) to 1 ulp,
+# without the subnormal e^-a that a device flushing subnormals would zero
+_LN4_HI = 1.3862943611198943
+_LN4_LO = -3.728377347448607e-15
+
+
 def _sech2(t):
-    e = jnp.exp(-2.0 * jnp.abs(t))
-    return 4.0 * e / ((1.0 + e) * (1.0 + e))
+    """``sech^2 t = 4e / (1 + e)^2``, ``e = exp(-2|t|)``, never ``1 - tanh^2``."""
+    a = 2.0 * jnp.abs(t)
+    e = jnp.exp(-a)
+    four_e = jnp.where(a >= 512, jnp.exp(_LN4_HI - a) * (1.0 + _LN4_LO), 4.0 * e)
+    return _over_square_one_plus(four_e, e)
+
+
+def _sig_d1(t):
+    """``sigmoid'(t) = e / (1 + e)^2``, ``e = exp(-|t|)`` (not ``s(1 - s)``)."""
+    e = jnp.exp(-jnp.abs(t))
+    return _over_square_one_plus(e, e)
+
+
+def _tanh_k(t, k, near):
+    """``tanh(k t / 2)`` for k = 1 or 2: XLA's tanh where ``|t| < near``, else
+    ``sign(t) (1 - e) / (1 + e)`` with ``e = exp(-k|t|)`` (XLA's float64 tanh is
+    up to 7 ulp off next to ±1; ``1 - e`` does not cancel for ``k|t| >= 1``)."""
+    e = jnp.exp(-k * jnp.abs(t))
+    s, l = _one_plus(e)
+    far = jnp.sign(t) * ((1.0 - e) / s) * (1.0 - l / s)
+    return jnp.where(jnp.abs(t) < near, jnp.tanh(0.5 * k * t), far)
 
 
 def _zero(t, *p):
     return jnp.zeros_like(t)
 
 
+def _negative_tail(t, d, at_minus_inf=-0.0):
+    """``d`` with the signed zeros of a derivative that is negative in the left tail:
+    where it underflows (``+0 + -0`` gives +0) it is -0, and at -inf it is
+    ``at_minus_inf`` (the limit, -0 when approached from below)."""
+    d = jnp.where((d == 0) & (t < 0), -0.0, d)
+    return jnp.where(t == -jnp.inf, at_minus_inf, d)
+
+
 # ---- the formulas (float64 in, float64 out) -------------------------------------
 
+def _select_bits(mask, a, b):
+    """``where(mask, a, b)`` on the bit patterns: XLA may carry out a bfloat16/float16
+    float select in float32 with subnormals flushed; an integer select cannot."""
+    u = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[a.dtype.itemsize]
+    bits = lambda v: jax.lax.bitcast_convert_type(v, u)
+    return jax.lax.bitcast_convert_type(jnp.where(mask, bits(a), bits(b)), a.dtype)
+
+
+def _relu_native(x):
+    """relu in the input dtype (a select is exact): +0 for x <= 0 (-0 included),
+    NaN for NaN.  Selecting on the sign bit keeps a positive subnormal input
+    where a comparison may read it as zero."""
+    return _select_bits(jnp.signbit(x) & ~jnp.isnan(x), jnp.zeros_like(x), x)
+
+
+def _relu6_native(x):
+    return _select_bits(x > 6, jnp.full_like(x, 6), _relu_native(x))
+
+
 _RELU = _chain(lambda t: jnp.where(t > 0, t, 0.0),
-               lambda t: jnp.where(t > 0, 1.0, 0.0), _zero)
+               lambda t: jnp.where(t > 0, 1.0, 0.0), _zero, native=_relu_native)
 _RELU6 = _chain(lambda t: jnp.where(t > 0, jnp.minimum(t, 6.0), 0.0),
-                lambda t: jnp.where((t > 0) & (t < 6), 1.0, 0.0), _zero)
+                lambda t: jnp.where((t > 0) & (t < 6), 1.0, 0.0), _zero, native=_relu6_native)
 def _leaky_f(t, s, narrow_input):
     # select on the sign bit: a comparison would see a subnormal input as 0 on
     # devices that treat subnormal inputs as zero, and pass it through unscaled
@@ -152,11 +256,14 @@ def _gelu_f(t):
 
 def _gelu_d1(t):
     d = 0.5 * jax.lax.erfc(-t * _SQRT_HALF) + t * _phi(t)
-    return jnp.where(jnp.isinf(t), jnp.where(t > 0, 1.0, 0.0), d)
+    return _negative_tail(t, jnp.where(t == jnp.inf, 1.0, d))
 
 
 def _gelu_d2(t):
-    return jnp.where(jnp.isinf(t), 0.0, _phi(t) * (2.0 - t * t))
+    # negative in both tails: -0 where it underflows, for |t| > 40 (|gelu''| < 2**-1100;
+    # t*t would overflow for float64 |t| > 1.3e154) and at ±inf
+    d = _phi(t) * (2.0 - t * t)
+    return jnp.where((jnp.abs(t) > 40) | (d == 0), -0.0, d)
 
 
 _GELU = _chain(_gelu_f, _gelu_d1, _gelu_d2)
@@ -176,10 +283,20 @@ def _gelu_tanh_f(t):
 def _gelu_tanh_d1(t):
     u2, tc = _gelu_tanh_u2(t)
     d = _sig(u2) + tc * _sig(u2) * _sig(-u2) * (2.0 * _SQRT_2_OVER_PI) * (1.0 + 3.0 * _GELU_C * tc * tc)
-    return jnp.where(jnp.abs(t) > 1e50, jnp.where(t > 0, 1.0, 0.0), d)
+    return _negative_tail(t, jnp.where(jnp.abs(t) > 1e50, jnp.where(t > 0, 1.0, -0.0), d))
 
 
-_GELU_TANH = _chain(_gelu_tanh_f, _gelu_tanh_d1)
+def _gelu_tanh_d2(t):
+    """``s s_ (4u' + 2t u'' - 4t u'^2 tanh u)``, ``s = sigmoid(2u)``, ``s_ = sigmoid(-2u)``,
+    ``u' = sqrt(2/pi)(1 + 3c t^2)``, ``u'' = 6 sqrt(2/pi) c t``; negative in both tails."""
+    u2, tc = _gelu_tanh_u2(t)
+    u1 = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * tc * tc)
+    bracket = 4.0 * u1 + (12.0 * _SQRT_2_OVER_PI * _GELU_C) * tc * tc - 4.0 * tc * u1 * u1 * jnp.tanh(0.5 * u2)
+    w = _sig(u2) * _sig(-u2)
+    return jnp.where((w == 0) | (jnp.abs(t) > 1e50), -0.0, w * bracket)
+
+
+_GELU_TANH = _chain(_gelu_tanh_f, _gelu_tanh_d1, _gelu_tanh_d2)
 
 
 def _silu_f(t):
@@ -188,13 +305,14 @@ def _silu_f(t):
 
 def _silu_d1(t):
     d = _sig(t) * (1.0 + t * _sig(-t))
-    return jnp.where(jnp.isinf(t), jnp.where(t > 0, 1.0, 0.0), d)
+    return _negative_tail(t, jnp.where(t == jnp.inf, 1.0, d))
 
 
 def _silu_d2(t):
-    s, sm = _sig(t), _sig(-t)
-    d = s * sm * (2.0 + t * (sm - s))
-    return jnp.where(jnp.isinf(t), 0.0, d)
+    # sigmoid(-t) - sigmoid(t) = -tanh(t/2), without its cancellation at 0;
+    # negative in both tails (-0 where it underflows and at ±inf)
+    d = _sig(t) * _sig(-t) * (2.0 - t * jnp.tanh(0.5 * t))
+    return jnp.where(jnp.isinf(t), -0.0, d)
 
 
 _SILU = _chain(_silu_f, _silu_d1, _silu_d2)
@@ -217,27 +335,45 @@ def _mish_d1(t):
     n, th = _mish_parts(t)
     sech2 = 4.0 * (n + 1.0) / ((n + 2.0) * (n + 2.0))
     d = th + t * sech2 * _sig(t)
-    return jnp.where(jnp.isinf(t), jnp.where(t > 0, 1.0, 0.0), jnp.where(t > 40, 1.0, d))
+    return _negative_tail(t, jnp.where(t > 40, 1.0, d))
 
 
-_MISH = _chain(_mish_f, _mish_d1)
+def _mish_d2(t):
+    """``S s (2 + t s_ - 2 t g s)`` with ``g = tanh(softplus t)``, ``S = 1 - g^2``,
+    ``s = sigmoid(t)``, ``s_ = sigmoid(-t)``; for t > 0, g and S from ``w = e^-t``
+    (``S = 4 w^2 (1+w)^2 / d^2``, ``d = 1 + 2w + 2w^2``), which keeps S accurate
+    where ``e^t`` would overflow.  Negative in both tails."""
+    e = jnp.exp(jnp.minimum(t, 0.0))
+    n = e * (e + 2.0)
+    w = jnp.exp(-jnp.maximum(t, 0.0))
+    dd = 1.0 + 2.0 * w + 2.0 * w * w
+    g = jnp.where(t > 0, 1.0 - 2.0 * w * w / dd, n / (n + 2.0))
+    big_s = jnp.where(t > 0, 4.0 * (w * (1.0 + w)) ** 2 / (dd * dd), 4.0 * (n + 1.0) / ((n + 2.0) * (n + 2.0)))
+    s, sm = _sig(t), _sig(-t)
+    ss = big_s * s
+    d = ss * (2.0 + t * sm - 2.0 * t * g * s)
+    return jnp.where(jnp.isinf(t) | (ss == 0), -0.0, d)
+
+
+_MISH = _chain(_mish_f, _mish_d1, _mish_d2)
 _SIGMOID = _chain(_sig,
-                  lambda t: _sig(t) * _sig(-t),
-                  lambda t: _sig(t) * _sig(-t) * (_sig(-t) - _sig(t)))
+                  _sig_d1,
+                  # sigmoid(-t) - sigmoid(t) = -tanh(t/2): exact in sign, accurate at 0
+                  lambda t: -_sig_d1(t) * _tanh_k(t, 1.0, 1.0))
 _LOG_SIGMOID = _chain(lambda t: jnp.where(t > 0, -jnp.log1p(jnp.exp(-t)), t - jnp.log1p(jnp.exp(jnp.minimum(t, 0.0)))),
                       lambda t: _sig(-t),
-                      lambda t: -_sig(t) * _sig(-t))
-_TANH = _chain(jnp.tanh, _sech2, lambda t: -2.0 * jnp.tanh(t) * _sech2(t))
+                      lambda t: -_sig_d1(t))
+_TANH = _chain(jnp.tanh, _sech2, lambda t: -2.0 * _tanh_k(t, 2.0, 0.5) * _sech2(t))
 _SOFTPLUS = _chain(lambda t: jnp.maximum(t, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(t))),
                    _sig,
-                   lambda t: _sig(t) * _sig(-t))
+                   _sig_d1)
 _HARD_SIGMOID = _chain(lambda t: jnp.clip(t + 3.0, 0.0, 6.0) / 6.0,
                        lambda t: jnp.where((t > -3) & (t < 3), 1.0 / 6.0, 0.0), _zero)
 _HARD_SWISH = _chain(lambda t: jnp.where(t <= -3, -0.0, jnp.where(t >= 3, t, t * (t + 3.0) / 6.0)),
                      lambda t: jnp.where(t <= -3, 0.0, jnp.where(t >= 3, 1.0, (2.0 * t + 3.0) / 6.0)),
                      lambda t: jnp.where((t > -3) & (t < 3), 1.0 / 3.0, 0.0))
 _SOFTSIGN = _chain(lambda t: jnp.where(jnp.isinf(t), jnp.sign(t), t / (1.0 + jnp.abs(t))),
-                   lambda t: 1.0 / ((1.0 + jnp.abs(t)) * (1.0 + jnp.abs(t))),
+                   lambda t: jnp.where(jnp.isinf(t), 0.0, _over_square_one_plus(1.0, jnp.abs(t))),
                    lambda t: -2.0 * jnp.sign(t) / ((1.0 + jnp.abs(t)) ** 3))
 
 

@@ -16,6 +16,11 @@ Dtype policy (the one place it is written; docs/dtype_policy.md repeats it):
   rounds twice (``1 + 2**-8 + 2**-30`` became 1.0 instead of ``1 + 2**-7``).
   Round-to-odd to 24 bits followed by one rounding to <= 11 bits equals a single
   correct rounding (Boldo & Melquiond, 2008).
+* bfloat16 and float16 have only 65536 bit patterns each, so an elementwise op
+  on them (``by_table``) is a lookup in a table of the float64 path's results
+  for every pattern, computed once per op, parameters and dtype at trace time:
+  the same correctly rounded values, NaN and signed zeros included, at the cost
+  of one gather.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["as_float_array", "in_float64", "narrow", "check_finite_param"]
+__all__ = ["as_float_array", "in_float64", "by_table", "narrow", "check_finite_param"]
 
 _LOW = (jnp.float16, jnp.bfloat16, jnp.float32)
 
@@ -96,3 +101,24 @@ def in_float64(formula, x, *args):
         return formula(x, *args)
     with jax.enable_x64(True):
         return narrow(formula(x.astype(jnp.float64), *args), x.dtype)
+
+
+_TABLED = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+_TABLES: dict = {}
+
+
+def by_table(formula, key, x, *args):
+    """``in_float64(formula, x, *args)`` for bfloat16/float16 ``x`` as a lookup in the
+    table of its results on all 65536 bit patterns (``key`` names ``formula`` with
+    ``args`` in the cache); other dtypes go to ``in_float64``."""
+    if x.dtype not in _TABLED:
+        return in_float64(formula, x, *args)
+    k = (key, args, x.dtype.name)
+    table = _TABLES.get(k)
+    if table is None:
+        with jax.ensure_compile_time_eval():
+            every = lax.bitcast_convert_type(jnp.arange(65536, dtype=jnp.uint32).astype(jnp.uint16), x.dtype)
+            table = np.asarray(in_float64(formula, every, *args))
+        _TABLES[k] = table
+    index = lax.bitcast_convert_type(x, jnp.uint16)
+    return jnp.take(jnp.asarray(table), index, mode="clip")

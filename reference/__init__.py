@@ -5,7 +5,9 @@ is measured against.  ``tests/`` and ``tools/`` join the two.
 """
 
 from . import activations as activations
+from . import derivatives as derivatives
 from . import float64 as float64
+from . import float64_derivatives as float64_derivatives
 from . import linear as linear
 from . import pooling as pooling
 from ._convert import FORMATS as FORMATS

@@ -76,7 +76,12 @@ FORMATS = {
 
 
 def to_mpf(x) -> mpmath.mpf:
-    """Exact ``mpf`` of a binary float (numpy scalar of any float dtype, or ``float``)."""
+    """Exact ``mpf`` of a binary float (numpy scalar of any float dtype, or ``float``);
+    an ``mpf`` is returned unchanged (its value is already exact: this lets the
+    numerical derivatives of ``reference.derivatives`` evaluate a forward reference
+    at ``x + h``)."""
+    if isinstance(x, mpmath.mpf):
+        return x
     xf = float(x)  # every supported format embeds exactly in binary64
     return mpmath.mpf(xf)
 

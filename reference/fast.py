@@ -21,7 +21,9 @@ import numpy as np
 from ._convert import RESIDUAL_SCALE, Format, quantize_residual
 from ._ziv import correctly_rounded
 
-__all__ = ["round_array", "correctly_rounded_array"]
+__all__ = ["round_array", "correctly_rounded_array", "DEFAULT_BOUND"]
+
+DEFAULT_BOUND = 2.0**-43  # the default of reference.float64.relative_bound
 
 
 def round_array(y: np.ndarray, fmt: Format):
@@ -50,14 +52,18 @@ def _quantize(r):
 
 
 def correctly_rounded_array(ref_fn, formula, xs: np.ndarray, fmt: Format, params=None,
-                            fallback_map=map, bound=2.0**-40):
+                            fallback_map=map, bound=None):
     """``(rounded float64 array, residual int16 array, n_fallback)`` for every ``x``.
 
     ``ref_fn`` is the mpmath reference, ``formula`` the float64 formula (both
-    taking ``**params``), ``bound`` the formula's relative error bound
-    (``reference.float64.relative_bound``).  ``fallback_map(func, iterable)`` evaluates the mpmath
-    fallbacks (pass a process pool's ``imap`` to parallelize).
+    taking ``**params``).  ``fallback_map(func, iterable)`` evaluates the mpmath
+    fallbacks (pass a process pool's ``imap`` to parallelize).  ``bound``: the
+    relative error bound of ``formula`` (``reference.float64.relative_bound``;
+    ``DEFAULT_BOUND`` when omitted), or an array of per-element bounds (for
+    formulas whose error grows with the input, e.g. next to a zero where two
+    terms cancel; see ``reference.float64_derivatives``).
     """
+    bound = DEFAULT_BOUND if bound is None else np.asarray(bound, dtype=np.float64)
     params = dict(params or {})
     x64 = np.asarray(xs, dtype=np.float64)
     out = np.empty(x64.shape, dtype=np.float64)
@@ -66,6 +72,7 @@ def correctly_rounded_array(ref_fn, formula, xs: np.ndarray, fmt: Format, params
         with np.errstate(all="ignore"):
             y = np.asarray(formula(x64, **params), dtype=np.float64)
         ok = np.isfinite(x64) & (x64 != 0) & np.isfinite(y) & (np.abs(y) >= 2.0**-1000) & (np.abs(y) < 2.0**1000)
+        ok &= np.isfinite(bound) & (bound < 2.0**-20)
         lo, rlo = round_array(y * (1 - bound), fmt)
         hi, rhi = round_array(y * (1 + bound), fmt)
         # Every v in [lo, hi] rounds to the same value R (rounding is monotone), and

@@ -10,6 +10,7 @@ import numpy as np
 
 import ml_dtypes
 
+from tools import devices as D
 from tools import metric
 
 JNP_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16, "float64": jnp.float64}
@@ -71,3 +72,26 @@ def check_against(case_label, x, got, rounded, residual, dtype_name, budget, rep
     if failed:
         msg = mismatch_message(case_label, x, got, rounded, err, codes, stats, budget, dtype_name, reproduce)
     return stats, msg, codes
+
+
+def check_subnormal_class(label, x, got, rounded, sub, device, dtype):
+    """Subnormal results/inputs: correctly rounded, or what a device that is
+    measured to flush (FTZ) or to read subnormal inputs as zero (DAZ) gives:
+    a zero, or the result at a zero input of the same sign."""
+    if not sub.any():
+        return
+    beh = D.subnormal_behaviour(device)["float64" if dtype == "float64" else "float32"]
+    ok = (got == rounded) & (np.signbit(got) == np.signbit(rounded))
+    if beh["flushes_results"]:
+        ok |= got == 0
+    if beh["inputs_as_zero"]:
+        x64 = np.asarray(x).astype(np.float64)
+        for zero in (0.0, -0.0):
+            at = np.flatnonzero((x64 == 0) & (np.signbit(x64) == np.signbit(zero)))
+            if at.size:
+                ok |= (np.signbit(x64) == np.signbit(zero)) & (got == rounded[at[0]])
+    bad = sub & ~ok
+    assert not bad.any(), (
+        f"{label}: {int(bad.sum())} subnormal-class results are neither correctly rounded nor what "
+        f"the device's measured flushing gives ({beh}); e.g. x = {float(np.asarray(x)[bad][0])!r}: "
+        f"got {got[bad][0]!r}, correctly rounded {rounded[bad][0]!r}")

@@ -9,7 +9,7 @@ from tools import devices as D
 from tools import reporting
 from tools.registry import DTYPES, by_family
 
-from .helpers import check_against, run_op
+from .helpers import check_against, check_subnormal_class, run_op
 
 CASES = by_family("activations")
 
@@ -39,27 +39,4 @@ def test_golden(case, dtype, device, impl_op, store, record, reproduce):
     worst = float(x[stats.worst_index]) if stats.worst_index >= 0 else None
     record(reporting.row_from_stats("value", case.id, dtype, dev, "golden", stats, budget, worst))
     assert msg is None, msg
-    _check_subnormal_class(label, x, got.astype(np.float64), rounded, codes == 1, device, dtype)
-
-
-def _check_subnormal_class(label, x, got, rounded, sub, device, dtype):
-    """Subnormal results/inputs: correctly rounded, or what a device that is
-    measured to flush (FTZ) or to read subnormal inputs as zero (DAZ) gives:
-    a zero, or the result at a zero input of the same sign."""
-    if not sub.any():
-        return
-    beh = D.subnormal_behaviour(device)["float64" if dtype == "float64" else "float32"]
-    ok = (got == rounded) & (np.signbit(got) == np.signbit(rounded))
-    if beh["flushes_results"]:
-        ok |= got == 0
-    if beh["inputs_as_zero"]:
-        x64 = np.asarray(x).astype(np.float64)
-        for zero in (0.0, -0.0):
-            at = np.flatnonzero((x64 == 0) & (np.signbit(x64) == np.signbit(zero)))
-            if at.size:
-                ok |= (np.signbit(x64) == np.signbit(zero)) & (got == rounded[at[0]])
-    bad = sub & ~ok
-    assert not bad.any(), (
-        f"{label}: {int(bad.sum())} subnormal-class results are neither correctly rounded nor what "
-        f"the device's measured flushing gives ({beh}); e.g. x = {float(np.asarray(x)[bad][0])!r}: "
-        f"got {got[bad][0]!r}, correctly rounded {rounded[bad][0]!r}")
+    check_subnormal_class(label, x, got.astype(np.float64), rounded, codes == 1, device, dtype)

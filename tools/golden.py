@@ -61,10 +61,11 @@ def sha256(data: bytes) -> str:
 
 
 def case_filename(case_id: str) -> str:
-    """``leaky_relu[negative_slope=0.1]`` -> ``leaky_relu--negative_slope=0.1.npz``."""
-    name = case_id.replace("[", "--").replace("]", "").replace(",", "--")
+    """``leaky_relu[negative_slope=0.1]`` -> ``leaky_relu--negative_slope=0.1.npz``;
+    ``grad:relu`` -> ``grad.relu.npz``."""
+    name = case_id.replace("[", "--").replace("]", "").replace(",", "--").replace(":", ".")
     if not _SAFE.match(name) or name in (".", "..") or name.startswith("."):
-        raise GoldenError(f"case id {case_id!r} cannot be a golden file name (allowed: letters, digits, _ . = - [ ] ,)")
+        raise GoldenError(f"case id {case_id!r} cannot be a golden file name (allowed: letters, digits, _ . = - [ ] , :)")
     return name + ".npz"
 
 

@@ -4,9 +4,10 @@ What: for every case of the registry and every dtype, the correctly rounded
 reference result and its residual (see ``tools/golden.py`` for the layout),
 plus the shared input sets.  Why: the stored results are the ground truth the
 tests compare implementations with, without recomputing mpmath every run.
-How long: about a minute on 2 cores (the fast tier decides almost every
+How long: about a minute on 2 cores, plus about 30 s for the derivative
+cases (``--only 'grad*'``); the fast tier decides almost every
 float16/bfloat16/float32 result; float64 results and the few ambiguous ones
-go to mpmath in a process pool).
+go to mpmath in a process pool.
 
 Usage::
 

@@ -1,0 +1,154 @@
+"""The derivative conventions of docs/conventions.md, one small named test each.
+
+Each test checks the implementation (``jax.grad``, float32 and float64) AND
+the mpmath reference (``reference.derivatives``, every dtype) at the
+convention's points, bitwise (the sign of a zero counts).  The golden tests
+compare the same points too (the golden inputs hold every kink, ±0, ±inf and
+nan); these tests say what the convention is when one of them fails.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mpmath
+
+from reference import FORMATS, correctly_rounded, round_to_format
+from reference import derivatives as RD
+from reference.activations import SELU_ALPHA, SELU_SCALE
+from tools.registry import by_family
+
+from .helpers import JNP_DTYPES, NP_DTYPES, x64_for
+
+DTYPES = ("float32", "bfloat16", "float16", "float64")
+# the implementation is checked in float32 (the path float16 and bfloat16 share:
+# a float64 formula rounded once) and float64; the golden tests check every dtype
+IMPL_DTYPES = ("float32", "float64")
+
+
+def _impl_derivatives(fn, params, points, dtype, order):
+    """``fn^(order)`` at ``points`` via ``vmap(grad)``, in ``dtype``, as float64 numpy.
+
+    Run op by op (``jax.disable_jit``): the same derivative rules without an XLA
+    compilation per op, dtype and order; the compiled path is measured at these
+    same points by the golden tests."""
+    f = functools.partial(fn, **params)
+    d = jax.grad(f)
+    if order == 2:
+        d = jax.grad(d)
+    with x64_for(dtype), jax.disable_jit():
+        x = jnp.asarray(np.asarray(points, dtype=np.float64).astype(NP_DTYPES[dtype]), dtype=JNP_DTYPES[dtype])
+        return np.asarray(jax.vmap(d)(x)).astype(np.float64)
+
+
+def _same(a, b):
+    return (a == b and math.copysign(1, a) == math.copysign(1, b)) or (math.isnan(a) and math.isnan(b))
+
+
+def _round(value, dtype):
+    """``value`` (a float, or an ``mpf`` for values like 1/6) rounded to ``dtype``."""
+    if isinstance(value, float) and (value == 0 or not math.isfinite(value)):
+        return value
+    return round_to_format(mpmath.mpf(value), FORMATS[dtype])[0]
+
+
+def _check(impl_op, op, points, expected, order=1, **params):
+    """The implementation in every dtype and the reference agree with ``expected``
+    (rounded to the dtype) at ``points``."""
+    ref_fn = (RD.FIRST if order == 1 else RD.SECOND)[op]
+    fn = impl_op(op)
+    name = f"{op}{chr(8242) * order}"
+    problems = []
+    for dtype in DTYPES:
+        got = _impl_derivatives(fn, params, points, dtype, order) if dtype in IMPL_DTYPES else [None] * len(points)
+        for x, e, g in zip(points, expected, got):
+            want = _round(e, dtype)
+            ref, _ = correctly_rounded(ref_fn, x, FORMATS[dtype], params)
+            if not _same(ref, want):
+                problems.append(f"reference {name}({x!r}) in {dtype} = {ref!r}, the convention says {want!r}")
+            if g is not None and not _same(float(g), want):
+                problems.append(f"jax.grad of impl {op} (order {order}) at {x!r} in {dtype} = {float(g)!r}, "
+                                f"the convention says {want!r}")
+    assert not problems, "\n".join(problems) + (
+        f"\n(docs/conventions.md; reproduce: pytest tests/test_derivative_conventions.py -k {op})")
+
+
+def _exact(f):
+    with mpmath.workprec(256):
+        return f()
+
+
+def test_relu_derivative_is_zero_at_zero(impl_op):
+    _check(impl_op, "relu", [0.0, -0.0, 0.001, -0.001], [0.0, 0.0, 1.0, 0.0])
+
+
+def test_leaky_relu_derivative_at_zero_is_negative_slope(impl_op):
+    _check(impl_op, "leaky_relu", [0.0, -0.0, 0.001], [0.1, 0.1, 1.0], negative_slope=0.1)
+
+
+def test_relu6_derivative_is_zero_at_both_kinks(impl_op):
+    _check(impl_op, "relu6", [0.0, 6.0, 5.5, 6.5], [0.0, 0.0, 1.0, 0.0])
+
+
+def test_hard_sigmoid_derivative_is_zero_at_both_kinks(impl_op):
+    sixth = _exact(lambda: mpmath.mpf(1) / 6)
+    _check(impl_op, "hard_sigmoid", [-3.0, 3.0, 2.5, -3.5], [0.0, 0.0, sixth, 0.0])
+
+
+def test_hard_swish_derivative_is_zero_at_minus_3_and_one_at_3(impl_op):
+    _check(impl_op, "hard_swish", [-3.0, 3.0, -1.5], [0.0, 1.0, 0.0])
+
+
+def test_elu_derivatives_at_zero_are_alpha(impl_op):
+    _check(impl_op, "elu", [0.0, -0.0], [1.0, 1.0])
+    _check(impl_op, "elu", [0.0, -0.0], [1.0, 1.0], order=2)
+
+
+def test_celu_derivatives_at_zero_are_one_and_one_over_alpha(impl_op):
+    _check(impl_op, "celu", [0.0, -0.0], [1.0, 1.0], alpha=2.0)
+    _check(impl_op, "celu", [0.0, -0.0], [0.5, 0.5], order=2, alpha=2.0)
+
+
+def test_selu_derivatives_at_zero_are_scale_times_alpha(impl_op):
+    sa = _exact(lambda: mpmath.mpf(SELU_SCALE) * mpmath.mpf(SELU_ALPHA))  # the exact product
+    _check(impl_op, "selu", [0.0, -0.0], [sa, sa])
+    _check(impl_op, "selu", [0.0, -0.0], [sa, sa], order=2)
+
+
+def test_odd_second_derivatives_are_minus_sign_zero_at_signed_zero(impl_op):
+    for op in ("tanh", "sigmoid", "softsign"):  # softsign'' jumps from 2 to -2 at 0
+        _check(impl_op, op, [0.0, -0.0], [-0.0, 0.0], order=2)
+
+
+ACT = by_family("activations")
+SECOND_ORDER = {c.op for c in by_family("gradients") if c.id.startswith("grad2:")}
+
+
+@pytest.mark.parametrize("case", ACT, ids=[c.id for c in ACT])
+def test_derivatives_at_infinity_are_the_limits_and_nan_propagates(case, impl_op):
+    """At ±inf the derivative is its limit (never NaN; a limit 0 approached from
+    below is -0), and NaN gives NaN, for the first and, where defined, the second
+    derivative (float32; the golden tests cover every dtype)."""
+    fn = impl_op(case.op)
+    points = [math.inf, -math.inf, math.nan]
+    problems = []
+    for order in (1, 2) if case.op in SECOND_ORDER else (1,):
+        ref_fn = (RD.FIRST if order == 1 else RD.SECOND)[case.op]
+        got = _impl_derivatives(fn, case.params, points, "float32", order)
+        name = f"{case.id}{chr(8242) * order}"
+        for x, g in zip(points, got):
+            want, _ = correctly_rounded(ref_fn, x, FORMATS["float32"], case.params)
+            if math.isinf(x) and math.isnan(want):
+                problems.append(f"reference {name}({x}) is NaN; the convention is the limit")
+            if math.isinf(x) and math.isnan(float(g)):
+                problems.append(f"impl {name}({x}) is NaN; the convention is the limit")
+            if not _same(float(g), want):
+                problems.append(f"impl {name}({x}) = {float(g)!r}, the reference gives {want!r}")
+    assert not problems, "\n".join(problems) + (
+        f"\n(docs/conventions.md; reproduce: pytest tests/test_derivative_conventions.py -k '{case.id}')")
