@@ -61,8 +61,8 @@ def pytest_configure(config):
         "markers", "jax_transforms: needs the implementation to be a JAX function (jit, vmap, grad, "
                    "sharding); skipped when it declares CONFORMANCE_CAPABILITIES = {'jax_transforms': False}")
     config.addinivalue_line(
-        "markers", "known_failure(reason, skip=False): a registry known failure of impl.functional; becomes "
-                   "xfail(strict=True) (or a skip with skip=True) when the implementation under test is "
+        "markers", "known_failure(reason, skip=False, raises=None): a registry known failure of "
+                   "impl.functional; becomes xfail(strict=True, raises=raises) (or a skip with skip=True) when the implementation under test is "
                    "impl.functional or declares CONFORMANCE_VARIANT_OF = 'impl.functional'; other "
                    "implementations must meet the budget")
     config._conformance_rows = []
@@ -109,7 +109,8 @@ def pytest_collection_modifyitems(config, items):
         if m.kwargs.get("skip"):
             item.add_marker(pytest.mark.skip(reason=reason))
         else:
-            item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+            extra = {"raises": m.kwargs["raises"]} if "raises" in m.kwargs else {}
+            item.add_marker(pytest.mark.xfail(strict=True, reason=reason, **extra))
 
 
 def pytest_runtest_setup(item):

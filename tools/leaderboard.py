@@ -14,7 +14,8 @@ Per op x dtype and implementation:
   over devices);
 * special-value failures: table entries of ``tools/special_values.py`` that
   fail on at least one device, of the entries checked;
-* gradient max ulp, when the suite recorded gradient rows (kind "grad").
+* gradient max ulp, when the suite recorded gradient rows (kind "grad"; and
+  "grad2", the second derivative).
 
 The best value of each row is in bold (ties included); a value over the
 registry budget is marked "!", and each such failure is listed with the worst
@@ -99,15 +100,16 @@ def build(sections, generated=None):
     for s in sections:
         rows = s["rows"]
         value, grad, spec, skip = _measure(rows, "value"), _measure(rows, "grad"), _specials(rows), _skips(rows)
-        per[s["impl"]] = (value, grad, spec, skip)
-        keys |= set(value) | set(grad) | set(spec) | set(skip)
+        grad2 = _measure(rows, "grad2")
+        per[s["impl"]] = (value, grad, spec, skip, grad2)
+        keys |= set(value) | set(grad) | set(spec) | set(skip) | set(grad2)
         impls.append({"impl": s["impl"], "peer": s["header"].get("peer", ""),
                       "capabilities": s["header"].get("capabilities", ""), "exit_status": s.get("exit_status"),
                       "wall_s": s.get("wall_s"), "header": s["header"]})
     order = _case_order()
     for case, dtype in sorted(keys, key=lambda k: (order.get(k[0], 999), k[0], _DT_ORDER.get(k[1], 9))):
         for s in sections:
-            value, grad, spec, skip = per[s["impl"]]
+            value, grad, spec, skip, grad2 = per[s["impl"]]
             c = {"case": case, "dtype": dtype, "impl": s["impl"]}
             if (case, dtype) in value:
                 c.update(value[(case, dtype)])
@@ -115,6 +117,9 @@ def build(sections, generated=None):
                 g = grad[(case, dtype)]
                 c.update(grad_max_ulp=g["max_ulp"], grad_worst_input=g["worst_input"],
                          grad_within_budget=g["within_budget"], grad_budget_max_ulp=g["budget_max_ulp"])
+            if (case, dtype) in grad2:
+                g = grad2[(case, dtype)]
+                c.update(grad2_max_ulp=g["max_ulp"], grad2_within_budget=g["within_budget"])
             if (case, dtype) in spec:
                 sp = spec[(case, dtype)]
                 c.update(special_checks=sp["checks"], special_failed=sp["failed"], special_failures=sp["failures"])
@@ -221,6 +226,10 @@ def _fmt_grad(c):
     return _fmt_ulp(c["grad_max_ulp"]) + ("" if c.get("grad_within_budget", True) else " !")
 
 
+def _fmt_grad2(c):
+    return _fmt_ulp(c["grad2_max_ulp"]) + ("" if c.get("grad2_within_budget", True) else " !")
+
+
 def _fmt_x(v):
     return "-" if v is None else f"{v:.9g}"
 
@@ -305,7 +314,10 @@ def render_markdown(board):
                   "Entries of the special-values table (±0, ±inf, nan, ±max, ±tiny, kinks; sign of zero counts) "
                   "failing on at least one device / entries checked; lower is better.")
     out += _table(board, "grad_max_ulp", _fmt_grad, min, "Gradient max ulp",
-                  "Largest |error| of the derivative in ulps of the dtype; lower is better.")
+                  "Largest |error| of the derivative (jax.grad, golden inputs) in ulps of the dtype, max over "
+                  "devices; lower is better; ! = over the registry budget.")
+    out += _table(board, "grad2_max_ulp", _fmt_grad2, min, "Second derivative max ulp",
+                  "The same for the second derivative (grad of grad).")
     fails = _failures(board)
     if fails:
         out += ["## Failures, with the worst input", ""] + fails + [""]

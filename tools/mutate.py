@@ -46,9 +46,11 @@ TEST_FILES = [
     "tests/test_activations_live.py",
     "tests/test_properties.py",
     "tests/test_devices.py",
+    "tests/test_derivative_conventions.py",
 ]
 # test files added by other families/features are picked up by pattern
-TEST_PATTERNS = ["tests/test_*grad*.py", "tests/test_reductions*.py", "tests/test_norm*.py", "tests/test_softmax*.py"]
+TEST_PATTERNS = ["tests/test_*grad*.py", "tests/test_reductions*.py", "tests/test_norm*.py", "tests/test_softmax*.py",
+                 "tests/test_layers*.py"]
 
 
 def test_files():
