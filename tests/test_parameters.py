@@ -20,7 +20,7 @@ from tools.registry.activations import PARAMETER_SWEEPS
 from .helpers import NP_DTYPES, check_against, run_op
 
 BUDGETS = {c.op: c.budgets for c in by_family("activations")}
-SIZES = {"float32": 300, "bfloat16": 200}
+SIZES = {"float32": 200, "bfloat16": 100}
 
 
 def _id(op, kw):

@@ -101,13 +101,16 @@ def build(sections, generated=None):
         rows = s["rows"]
         value, grad, spec, skip = _measure(rows, "value"), _measure(rows, "grad"), _specials(rows), _skips(rows)
         grad2 = _measure(rows, "grad2")
+        stats = _measure(rows, "running_stats")
+        value.update(stats)  # batch_norm's new running statistics: cases "<id>:running_mean"/"...:running_var"
         per[s["impl"]] = (value, grad, spec, skip, grad2)
         keys |= set(value) | set(grad) | set(spec) | set(skip) | set(grad2)
         impls.append({"impl": s["impl"], "peer": s["header"].get("peer", ""),
                       "capabilities": s["header"].get("capabilities", ""), "exit_status": s.get("exit_status"),
                       "wall_s": s.get("wall_s"), "header": s["header"]})
     order = _case_order()
-    for case, dtype in sorted(keys, key=lambda k: (order.get(k[0], 999), k[0], _DT_ORDER.get(k[1], 9))):
+    # a running-statistics row "<id>:running_mean" sorts right after its case "<id>"
+    for case, dtype in sorted(keys, key=lambda k: (order.get(k[0].split(":")[0], 999), k[0], _DT_ORDER.get(k[1], 9))):
         for s in sections:
             value, grad, spec, skip, grad2 = per[s["impl"]]
             c = {"case": case, "dtype": dtype, "impl": s["impl"]}
