@@ -386,3 +386,41 @@ def write_plots(board, out_dir):
         plt.close(fig)
         paths.append(p)
     return paths
+
+
+def main(argv=None) -> int:
+    """``python -m tools.leaderboard DIR``: rebuild DIR/leaderboard.* from the per-implementation
+    reports ``DIR/<implementation>/report.json`` of an earlier ``python -m tools.report`` run."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m tools.leaderboard", description=main.__doc__.split("\n")[0])
+    ap.add_argument("dir", help="the --out folder of python -m tools.report")
+    ap.add_argument("--impl", action="append", help="implementations, in column order (default: every report)")
+    ap.add_argument("--no-plots", action="store_true")
+    args = ap.parse_args(argv)
+    root = Path(args.dir)
+    summary = json.loads((root / "report.json").read_text()) if (root / "report.json").exists() else {}
+    impls = args.impl or list(summary) or sorted(p.parent.name for p in root.glob("*/report.json"))
+    sections = []
+    for impl in impls:
+        data = summary.get(impl)
+        if data is None:
+            slug = "".join(c if c.isalnum() or c in "._-" else "_" for c in impl)
+            p = root / slug / "report.json"
+            if not p.exists():
+                ap.error(f"no report for {impl} in {root} (looked for {p})")
+            data = json.loads(p.read_text())
+        wall = data["header"].get("suite wall time", "")
+        secs = float(wall.split(" s")[0]) if wall.endswith(")") and " s " in wall else None
+        status = int(wall.rsplit("exit status ", 1)[1].rstrip(")")) if "exit status " in wall else None
+        sections.append({"impl": impl, "header": data["header"], "rows": data["rows"], "exit_status": status,
+                         "wall_s": secs})
+    board = write(root, sections, plots=not args.no_plots)
+    print(render_summary(board))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
