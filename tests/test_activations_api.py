@@ -18,6 +18,7 @@ IDS = [c.id for c in CASES]
 X = inputs.live_sample("float32", 256, 99)
 
 
+@pytest.mark.jax_transforms
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_jit_equals_eager(case, impl_op, device):
     """The jitted op and the same op traced op-by-op (jax.disable_jit) give the same bits."""
@@ -30,6 +31,7 @@ def test_jit_equals_eager(case, impl_op, device):
                                   err_msg=f"{case.id}: jit and eager differ")
 
 
+@pytest.mark.jax_transforms
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_dtype_preserved_under_jit_vmap_grad(case, dtype, impl_op):
@@ -76,10 +78,19 @@ def test_bad_parameters_raise(fn, kw, match):
         getattr(impl.functional, fn)(jnp.ones(3), **kw)
 
 
-def test_global_x64_flag_untouched():
-    before = jax.config.jax_enable_x64
-    impl.functional.gelu(jnp.ones(3))
-    assert jax.config.jax_enable_x64 == before
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_global_x64_flag_untouched(case, impl_op, request):
+    """An op may evaluate in float64 inside, but must leave the process-wide x64 flag as it was.
+    The flag is first put back to its value at the start of the session, so that an op that
+    switched it earlier cannot hide this op's verdict (nor pin it on this one)."""
+    fn = impl_op(case.op)
+    start = request.config._x64_at_start
+    if jax.config.jax_enable_x64 != start:
+        jax.config.update("jax_enable_x64", start)
+    fn(jnp.ones(3), **case.params)
+    assert jax.config.jax_enable_x64 == start, (
+        f"{case.id} switched jax_enable_x64 from {start} to {jax.config.jax_enable_x64}; use the "
+        "jax.enable_x64 context inside the function instead of jax.config.update")
 
 
 # ---- layer classes ------------------------------------------------------------

@@ -26,13 +26,13 @@ def _param(c, d):
     b = c.budgets[d]
     # a known failure is asserted (strict xfail) by the golden test, whose inputs
     # hold the failing points; a random sample may or may not hit them
-    marks = [pytest.mark.skip(reason="known failure, asserted by test_activations_golden: "
-                              + b.known_failure)] if b.known_failure else []
+    marks = [pytest.mark.known_failure("known failure, asserted by test_activations_golden: "
+                                       + b.known_failure, skip=True)] if b.known_failure else []
     return pytest.param(c, d, id=f"{c.id}-{d}", marks=marks)
 
 
 @pytest.mark.parametrize("case,dtype", [_param(c, d) for c in CASES for d in DTYPES if d in c.budgets])
-def test_live_mpmath(case, dtype, impl_op, record, request):
+def test_live_mpmath(case, dtype, impl_op, record, reproduce):
     import jax
 
     fn = impl_op(case.op)
@@ -46,8 +46,7 @@ def test_live_mpmath(case, dtype, impl_op, record, request):
     got = run_op(fn, x, dtype, device, **case.params)
     budget = case.budgets[dtype]
     label = f"{case.id} {dtype} vs live mpmath"
-    stats, msg, _ = check_against(label, x, got, rounded, residual, dtype, budget,
-                                  f"pytest '{request.node.nodeid}'")
+    stats, msg, _ = check_against(label, x, got, rounded, residual, dtype, budget, reproduce)
     worst = float(x[stats.worst_index]) if stats.worst_index >= 0 else None
     record(reporting.row_from_stats("value", case.id, dtype, D.device_id(device), "live", stats, budget, worst))
     assert msg is None, msg

@@ -29,8 +29,9 @@ CASES = by_family("activations")
 POINTS = (-4.7, -2.2, -1.1, -0.37, 0.45, 1.3, 2.6, 4.1, 5.3, 7.9)
 
 
+@pytest.mark.jax_transforms
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_check_grads_float64(case, impl_op, request):
+def test_check_grads_float64(case, impl_op, request, reproduce):
     device = request.config._devices[0]
     f = functools.partial(impl_op(case.op), **case.params)
     with jax.enable_x64(True), jax.default_device(device), jax.disable_jit():
@@ -41,4 +42,4 @@ def test_check_grads_float64(case, impl_op, request):
             raise AssertionError(
                 f"{case.id} on {D.device_id(device)}: automatic derivatives (orders 1 and 2, fwd and rev) "
                 f"disagree with central differences at x in {POINTS}:\n{e}\n"
-                f"reproduce: pytest tests/test_check_grads.py -k '{case.id} and {D.device_id(device)}'") from None
+                f"reproduce: {reproduce}") from None

@@ -26,6 +26,9 @@ from tools.registry import by_family
 
 from .helpers import JNP_DTYPES, NP_DTYPES, x64_for
 
+# every test here differentiates the op under test (jax.grad)
+pytestmark = pytest.mark.jax_transforms
+
 DTYPES = ("float32", "bfloat16", "float16", "float64")
 # the implementation is checked in float32 (the path float16 and bfloat16 share:
 # a float64 formula rounded once) and float64; the golden tests check every dtype

@@ -56,6 +56,7 @@ def test_same_bits_on_every_device_of_a_backend(case, dtype, impl_op):
                 f"{int(np.sum(o.view(np.uint8) != outs[0].view(np.uint8)))} bytes")
 
 
+@pytest.mark.jax_transforms
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_sharded_equals_single_device(case, dtype, impl_op):

@@ -35,12 +35,12 @@ from tools.registry import layers as L
 from .helpers import JNP_DTYPES, NP_DTYPES, x64_for
 
 CASES = by_family("layers")
-HERE = "tests/test_layers_model.py"
 
 
 def _param(c, d):
     b = c.budgets[d]
-    marks = [pytest.mark.xfail(strict=True, reason=b.known_failure)] if b.known_failure else []
+    # xfail(strict=True) for impl.functional and its variants (see conftest), a plain case otherwise
+    marks = [pytest.mark.known_failure(b.known_failure)] if b.known_failure else []
     return pytest.param(c, d, id=f"{c.id}-{d}", marks=marks)
 
 
@@ -61,7 +61,7 @@ def _where(shape, i):
 
 
 @pytest.mark.parametrize("case,dtype", [_param(c, d) for c in CASES for d in DTYPES if d in c.budgets])
-def test_golden(case, dtype, device, impl_op, store, record):
+def test_golden(case, dtype, device, impl_op, store, record, reproduce):
     fn = impl_op(case.op)
     stored = store.load_case(case.family, dtype, case.id)
     ins = L.stored_inputs(stored, dtype)
@@ -69,7 +69,6 @@ def test_golden(case, dtype, device, impl_op, store, record):
     rounded = stored["rounded"].astype(np.float64)
     dev = D.device_id(device)
     label = f"{case.id} {dtype} on {dev}"
-    reproduce = f"pytest {HERE} -k '{case.id}-{dtype} and {dev}'"
     assert got.dtype == ins["x"].dtype, f"{label}: returned {got.dtype} for {dtype} inputs"
     assert got.shape == rounded.shape, f"{label}: output shape {got.shape}, expected {rounded.shape}"
     budget = case.budgets[dtype]
@@ -300,6 +299,7 @@ def test_avg_pool2d_same_padding_does_not_count_padded_cells(impl_op):
     assert y[0, 0] == 3.0 and y[1, 1] == 5.0 and y[0, 1] == 3.5, y
 
 
+@pytest.mark.jax_transforms
 def test_avg_pool2d_gradient_is_the_adjoint_of_the_mean(impl_op):
     fn = impl_op("avg_pool2d")
     x = jnp.ones((1, 3, 3, 1), jnp.float32)
@@ -308,6 +308,7 @@ def test_avg_pool2d_gradient_is_the_adjoint_of_the_mean(impl_op):
     assert np.isclose(float(g[0, 0]), 1 / 4 + 2 / 6 + 1 / 9, rtol=2**-20), g
 
 
+@pytest.mark.jax_transforms
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 def test_max_pool2d_gradient_goes_to_the_maximum(dtype, impl_op):
     fn = impl_op("max_pool2d")
@@ -411,6 +412,7 @@ def test_dropout_is_the_identity_when_not_training_or_p_is_zero(impl_op):
     assert np.array_equal(np.asarray(fn(x, 0.7, None, training=False)), np.asarray(x))  # no key needed
 
 
+@pytest.mark.jax_transforms
 def test_dropout_gradient_is_mask_over_keep_probability(impl_op):
     fn = impl_op("dropout")
     key = jax.random.key(5)

@@ -48,21 +48,26 @@ ROWS = [(cid, xtok, etok) for cid, row in TABLE.items() for xtok, etok in row.it
 
 @pytest.mark.parametrize("case_id,xtok,etok", [pytest.param(c, x, e, id=f"{c}(x={x}) -> {e}") for c, x, e in ROWS])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_special_value(case_id, xtok, etok, dtype, device, impl_op, request):
+def test_special_value(case_id, xtok, etok, dtype, device, impl_op, record, reproduce):
     case = get(case_id)
     fn = impl_op(case.op)
     x, expected = _expected(case_id, xtok, etok, dtype)
     got = float(run_op(fn, np.array([x], dtype=NP_DTYPES[dtype]), dtype, device, **case.params)[0])
     same = (math.isnan(got) and math.isnan(expected)) or (got == expected and math.copysign(1, got) == math.copysign(1, expected))
+    dev = D.device_id(device)
+    row = {"kind": "special", "case": case_id, "dtype": dtype, "device": dev, "source": "table",
+           "x": xtok, "expected": _fmt(expected), "got": _fmt(got), "status": "pass" if same else "fail"}
     if not same and xtok in SUBNORMAL_TOKENS:
         # a device measured to read subnormal inputs as zero / flush results
         beh = D.subnormal_behaviour(device)["float64" if dtype == "float64" else "float32"]
         zero = math.copysign(0.0, x)
         at_zero = float(run_op(fn, np.array([zero], dtype=NP_DTYPES[dtype]), dtype, device, **case.params)[0])
         if (beh["inputs_as_zero"] and got == at_zero) or (beh["flushes_results"] and got == 0):
-            pytest.xfail(f"{D.device_id(device)} treats subnormals as zero (measured): got {got!r}")
-    assert same, (f"{case_id}(x={_fmt(x)}) in {dtype} on {D.device_id(device)}: expected {_fmt(expected)}, "
-                  f"got {_fmt(got)}; reproduce: pytest '{request.node.nodeid}'")
+            record({**row, "status": "xfail"})
+            pytest.xfail(f"{dev} treats subnormals as zero (measured): got {got!r}")
+    record(row)
+    assert same, (f"{case_id}(x={_fmt(x)}) in {dtype} on {dev}: expected {_fmt(expected)}, "
+                  f"got {_fmt(got)}; reproduce: {reproduce}")
 
 
 @pytest.mark.parametrize("case_id,xtok,etok", [pytest.param(c, x, e, id=f"{c}(x={x}) -> {e}") for c, x, e in ROWS])

@@ -1,17 +1,26 @@
-"""The main job: run the conformance suite and write the tolerance report.
+"""The main job: run the conformance suite and write the tolerance report and the leaderboard.
 
 Usage::
 
     python -m tools.report                      # impl.functional, report in ./report
     python -m tools.report --out DIR --impl MODULE [--impl MODULE2 ...] [-- extra pytest args]
+    python -m tools.report --peers              # impl.functional and every adapter in adapters/
+
+``MODULE`` is anything ``pytest --impl`` accepts (``package.module`` or
+``package.module:ATTRIBUTE``).
 
 For each implementation it runs ``pytest -n auto --impl MODULE --report-dir
-DIR/<module>`` (the whole conformance suite), then writes ``DIR/report.md`` and
+DIR/<module>`` (the whole conformance suite; for implementations other than
+impl.functional with ``--impl-tests-only``, since the project's own checks do
+not depend on them), then writes ``DIR/report.md`` and
 ``DIR/report.json`` (one table per implementation: per op x dtype x device,
 n, max ulp over normal-range results, p99, % correctly rounded, subnormal
 results flushed, nan/inf mismatches, budget, headroom) and, when matplotlib
-is installed, ``DIR/plots/<case>.png``: the ulp error of every golden input
-against the input, float32 and bfloat16.
+is installed, ``DIR/plots/<implementation>/<case>.png``: the ulp error of every
+golden input against the input, float32 and bfloat16.  It also writes the
+comparison of all the implementations run (``tools.leaderboard``):
+``DIR/leaderboard.md``, ``DIR/leaderboard.json`` and bar charts
+``DIR/leaderboard-max-ulp-<dtype>.png``.
 
 Exit status: 0 when every suite passed, else the first non-zero pytest status
 (the report is written either way).
@@ -27,7 +36,10 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "PEERS"]
+
+PEERS = ["impl.functional", "adapters.jax_nn", "adapters.flax_nnx", "adapters.equinox_nn",
+         "adapters.brainstate_nn", "adapters.torch_functional"]
 
 
 def _slug(name: str) -> str:
@@ -35,8 +47,11 @@ def _slug(name: str) -> str:
 
 
 def run_suite(impl: str, out: Path, extra: list[str]) -> tuple[int, float]:
+    # the project's own checks (references, golden store, tools) do not depend on the implementation
+    # under test: they run once, with impl.functional, not again for every other implementation
+    only = [] if impl == "impl.functional" else ["--impl-tests-only"]
     cmd = [sys.executable, "-m", "pytest", "-n", "auto", "-q", "-p", "no:cacheprovider",
-           "--impl", impl, "--report-dir", str(out)] + extra
+           "--impl", impl, "--report-dir", str(out)] + only + extra
     print(f"$ {' '.join(cmd)}", flush=True)
     t = time.perf_counter()
     rc = subprocess.call(cmd, cwd=Path(__file__).resolve().parent.parent)
@@ -45,12 +60,16 @@ def run_suite(impl: str, out: Path, extra: list[str]) -> tuple[int, float]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.report", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--impl", action="append", help="module under test (repeatable; default impl.functional)")
+    ap.add_argument("--impl", action="append",
+                    help="module (or module:ATTRIBUTE) under test (repeatable; default impl.functional)")
+    ap.add_argument("--peers", action="store_true",
+                    help="test impl.functional and every adapter of adapters/ (needs the [peers] extra)")
     ap.add_argument("--out", default="report", help="output folder (default ./report)")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     ap.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = ap.parse_args(argv)
-    impls = args.impl or ["impl.functional"]
+    impls = (args.impl or []) + ([p for p in PEERS if p not in (args.impl or [])] if args.peers else [])
+    impls = impls or ["impl.functional"]
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     status, sections = 0, []
@@ -64,17 +83,22 @@ def main(argv=None) -> int:
             continue
         data = json.loads(report.read_text())
         data["header"]["suite wall time"] = f"{secs:.1f} s (pytest -n auto, exit status {rc})"
-        sections.append((impl, data))
-    from tools import reporting
+        sections.append((impl, data, rc, secs))
+    from tools import leaderboard, reporting
 
     md = []
-    for impl, data in sections:
+    for impl, data, _, _ in sections:
         lines = [f"{k}: {v}" for k, v in data["header"].items()]
         md.append(reporting.render_markdown(data["rows"], lines).replace(
             "# Conformance tolerance report", f"# Conformance tolerance report: `{impl}`"))
     (out / "report.md").write_text("\n".join(md))
-    (out / "report.json").write_text(json.dumps({impl: data for impl, data in sections}, indent=1) + "\n")
+    (out / "report.json").write_text(json.dumps({impl: data for impl, data, _, _ in sections}, indent=1) + "\n")
     print(f"report written to {out / 'report.md'} and {out / 'report.json'}")
+    board = leaderboard.write(out, [{"impl": impl, "header": data["header"], "rows": data["rows"], "exit_status": rc,
+                                     "wall_s": secs} for impl, data, rc, secs in sections],
+                              plots=not args.no_plots)
+    print(f"leaderboard written to {out / 'leaderboard.md'} and {out / 'leaderboard.json'}")
+    print(leaderboard.render_summary(board))
     if not args.no_plots:
         try:
             from tools import plots

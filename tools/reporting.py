@@ -1,9 +1,13 @@
 """The tolerance report: rows recorded by the tests, rendered as text, Markdown and JSON.
 
 A row is a plain dict (JSON-serializable, so pytest-xdist workers can send it
-to the controller) with at least ``kind`` ("value", "grad", ...), ``case``,
-``dtype``, ``device``, ``source`` ("golden" or "live") and the fields of
-``tools.metric.Stats`` plus ``budget_max_ulp`` and ``budget_min_cr``.
+to the controller) with at least ``kind``, ``case``, ``dtype``, ``device`` and
+``source``.  Measurement rows (``kind`` "value", "grad", ...; ``source``
+"golden" or "live") carry the fields of ``tools.metric.Stats`` plus
+``budget_max_ulp`` and ``budget_min_cr``.  Two kinds carry no statistics:
+"special" (one special-value check: ``x``, ``expected``, ``got``, ``status``
+pass/fail/xfail) and "skip" (a case the implementation under test did not run:
+``reason``); they are summarized apart.
 
 Columns: n, max ulp over normal-range results, p99 ulp, max abs (rows that
 record ``max_abs_ulps``: the largest ``|got - exact|`` in ulps of the row's
@@ -25,7 +29,7 @@ import math
 from pathlib import Path
 
 __all__ = ["row_from_stats", "sort_rows", "render_text", "render_markdown", "write_report",
-           "cross_device_table", "row_within_budget"]
+           "cross_device_table", "row_within_budget", "stat_rows", "special_summary", "skip_summary"]
 
 COLUMNS = ["kind", "case", "dtype", "device", "source", "n", "max ulp", "p99 ulp", "max abs", "% CR",
            "subnormal flushed", "nan/inf mismatch", "budget", "headroom", "worst input"]
@@ -44,7 +48,57 @@ _DT_ORDER = {"float32": 0, "bfloat16": 1, "float16": 2, "float64": 3}
 
 
 def sort_rows(rows):
-    return sorted(rows, key=lambda r: (r["kind"], r["case"], _DT_ORDER.get(r["dtype"], 9), r["device"], r["source"]))
+    return sorted(rows, key=lambda r: (r["kind"], r["case"], _DT_ORDER.get(r["dtype"], 9), r["device"],
+                                       r["source"], str(r.get("x", ""))))
+
+
+def stat_rows(rows):
+    """The measurement rows (those with ulp statistics)."""
+    return [r for r in rows if "max_ulp" in r]
+
+
+def special_summary(rows):
+    """Per (case, dtype): (checks, failed, [failing rows]) over the "special" rows; a check
+    is one table entry on one device."""
+    out = {}
+    for r in rows:
+        if r["kind"] != "special":
+            continue
+        n, bad, fails = out.get((r["case"], r["dtype"]), (0, 0, []))
+        if r["status"] == "fail":
+            bad, fails = bad + 1, fails + [r]
+        out[(r["case"], r["dtype"])] = (n + 1, bad, fails)
+    return out
+
+
+def skip_summary(rows):
+    """Per reason: the sorted (case, dtype) pairs skipped for it."""
+    out = {}
+    for r in rows:
+        if r["kind"] == "skip":
+            out.setdefault(r["reason"], set()).add((r["case"], r["dtype"]))
+    return {k: sorted(v, key=lambda cd: (cd[0], _DT_ORDER.get(cd[1], 9))) for k, v in sorted(out.items())}
+
+
+def _special_lines(rows):
+    summ = special_summary(rows)
+    if not summ:
+        return []
+    n = sum(v[0] for v in summ.values())
+    bad = [f for v in summ.values() for f in v[2]]
+    out = [f"special values: {n - len(bad)} of {n} checks pass"]
+    for r in sort_rows(bad):
+        out.append(f"  FAIL {r['case']}(x={r['x']}) {r['dtype']} on {r['device']}: expected {r['expected']}, "
+                   f"got {r['got']}")
+    return out
+
+
+def _skip_lines(rows):
+    out = []
+    for reason, pairs in skip_summary(rows).items():
+        cases = sorted({c for c, _ in pairs})
+        out.append(f"skipped ({len(pairs)} case x dtype): {reason} [{', '.join(cases)}]")
+    return out
 
 
 def _fmt_ulp(v):
@@ -94,7 +148,8 @@ def _cells(r):
 
 
 def render_text(rows, header_lines=()):
-    rows = sort_rows(rows)
+    extra = _special_lines(rows) + _skip_lines(rows)
+    rows = sort_rows(stat_rows(rows))
     table = [COLUMNS] + [_cells(r) for r in rows]
     widths = [max(len(t[i]) for t in table) for i in range(len(COLUMNS))]
     out = list(header_lines)
@@ -109,6 +164,8 @@ def render_text(rows, header_lines=()):
         tab = [head] + cross
         w = [max(len(t[i]) for t in tab) for i in range(len(head))]
         out += ["  ".join(c.ljust(x) for c, x in zip(t, w)).rstrip() for t in tab]
+    if extra:
+        out += [""] + extra
     return "\n".join(out)
 
 
@@ -125,7 +182,7 @@ def row_within_budget(r) -> bool:
 def cross_device_table(rows):
     """Per kind x case x dtype, the max ulp of each device against the golden data side by
     side; a device over its budget is flagged with "!".  Returns (devices, table rows)."""
-    golden_rows = [r for r in rows if r["source"] == "golden"]
+    golden_rows = [r for r in stat_rows(rows) if r["source"] == "golden"]
     devices = sorted({r["device"] for r in golden_rows})
     cells = {}
     for r in golden_rows:
@@ -154,7 +211,8 @@ def _render_cross_device_md(rows):
 
 
 def render_markdown(rows, header_lines=()):
-    rows = sort_rows(rows)
+    special, skips = _special_lines(rows), _skip_lines(rows)
+    rows = sort_rows(stat_rows(rows))
     out = ["# Conformance tolerance report", ""]
     out += [f"- {h}" for h in header_lines]
     out += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -163,6 +221,12 @@ def render_markdown(rows, header_lines=()):
         cells[1] = f"`{cells[1]}`"
         out.append("| " + " | ".join(cells) + " |")
     out += _render_cross_device_md(rows)
+    if special:
+        out += ["", "## Special values", "", special[0]]
+        if len(special) > 1:
+            out += [""] + [f"- {line.strip()}" for line in special[1:]]
+    if skips:
+        out += ["", "## Skipped", ""] + [f"- {line}" for line in skips]
     return "\n".join(out) + "\n"
 
 

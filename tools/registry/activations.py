@@ -106,3 +106,14 @@ def golden_arrays(case, dtype, xs, fallback_map=map):
         case.reference, case.float64_formula, xs.astype(np.float64), FORMATS[dtype], case.params, fallback_map,
         bound=bound)
     return {"rounded": rounded.astype(xs.dtype), "residual": residual}, n_fb
+
+
+# Parameter values the golden cases above do not hold: tests/test_parameters.py checks each op
+# at these against live mpmath (float32 and bfloat16, the op's budgets), so an implementation
+# that ignores or mis-scales a parameter (elu's alpha is 1.0 in every golden case) is caught.
+PARAMETER_SWEEPS = {
+    "leaky_relu": ({"negative_slope": 0.2}, {"negative_slope": 0.0}, {"negative_slope": 3.0}),
+    "elu": ({"alpha": 0.5}, {"alpha": 2.0}, {"alpha": 0.25}),
+    "celu": ({"alpha": 0.5}, {"alpha": 1.0}, {"alpha": 3.0}),
+    "gelu": ({"approximate": False},),
+}

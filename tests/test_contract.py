@@ -1,0 +1,64 @@
+"""The functional contract itself: names, keyword signatures and defaults of the module under test.
+
+The contract is ``impl.functional``: every public function there names an op,
+its keyword parameters and their defaults.  A module under ``--impl`` that
+provides an op must accept the same keywords with the same defaults (a
+different default, such as ``gelu(approximate=True)``, would silently compare
+another function with the reference whenever a case relies on the default).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import impl.functional
+from tools import target
+
+CONTRACT = {n: inspect.signature(f) for n, f in vars(impl.functional).items()
+            if not n.startswith("_") and callable(f) and not inspect.ismodule(f)}
+
+
+def _keywords(sig):
+    ps = list(sig.parameters.values())
+    return {p.name: p.default for p in ps[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACT))
+def test_signature_matches_contract(name, impl_op, request, reproduce):
+    fn = impl_op(name)
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        pytest.skip(f"{name}: the signature of {request.config._impl_name}.{name} cannot be inspected")
+    want, got = _keywords(CONTRACT[name]), _keywords(sig)
+    first = next(iter(sig.parameters.values()), None)
+    assert first is not None and first.kind in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD), (
+        f"{request.config._impl_name}.{name}{sig}: the first parameter must be the array x, positional")
+    missing = {k: v for k, v in want.items() if k not in got}
+    differ = {k: (want[k], got[k]) for k in want if k in got and not _same(want[k], got[k])}
+    assert not missing and not differ, (
+        f"{request.config._impl_name}.{name}{sig} does not match the contract impl.functional.{name}"
+        f"{CONTRACT[name]}: " + "; ".join(
+            [f"missing keyword {k}={v!r}" for k, v in missing.items()]
+            + [f"default {k}={g!r}, expected {k}={w!r}" for k, (w, g) in differ.items()])
+        + f"; reproduce: {reproduce}")
+
+
+def _same(a, b):
+    """Equal defaults: bools by identity (True is not 1), numbers by value (1 == 1.0), else type and value."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    return type(a) is type(b) and a == b
+
+
+def test_provides_at_least_one_op(impl_module, request):
+    """A module that provides none of the ops is almost surely the wrong module: every case
+    would be skipped and the run would pass having checked nothing."""
+    name = request.config._impl_name
+    have = [n for n in CONTRACT if target.provided(impl_module, n, name) is not None]
+    assert have, (f"--impl {name} provides none of the contract's functions ({', '.join(sorted(CONTRACT))}); "
+                  "pass the module (or module:ATTRIBUTE) that defines them")
