@@ -60,6 +60,8 @@ def _measure(rows, kind):
             "subnormal_flushed": max(r["n_flushed"] for r in rs), "n_subnormal": worst["n_subnormal"],
             "budget_max_ulp": worst["budget_max_ulp"], "budget_min_cr": worst["budget_min_cr"],
             "within_budget": within, "source": worst["source"],
+            # judged by an a-priori error bound (linear, conv2d), not by its ulp figure
+            "judged_by_bound": any(r.get("bound_fraction") is not None for r in rs),
         }
         if worst_abs is not None:
             out[key].update(max_abs_ulps=worst_abs["max_abs_ulps"], abs_unit=worst_abs.get("abs_unit", "ulp"),
@@ -150,11 +152,11 @@ def _summary(impls, cells):
     for imp in impls:
         mine = [c for c in cells if c["impl"] == imp["impl"]]
         measured = [c for c in mine if "max_ulp" in c]
-        f32 = [c for c in measured if c["dtype"] == "float32"]
+        f32 = [c for c in measured if c["dtype"] == "float32" and not c.get("judged_by_bound")]
         worst32 = max(f32, key=lambda c: c["max_ulp"]) if f32 else None
         out.append({
             "impl": imp["impl"],
-            "cases_measured": len({c["case"] for c in measured}),
+            "cases_measured": len({c["case"] for c in measured if ":" not in c["case"]}),
             "cells_measured": len(measured),
             "cells_within_budget": sum(c["within_budget"] for c in measured),
             "cells_all_cr": sum(c["pct_cr"] == 100.0 and c["nonfinite_mismatch"] == 0 for c in measured),
@@ -182,14 +184,25 @@ def _grid(board):
     return g
 
 
+def _rank(metric, c):
+    """The value a cell is ranked by: a max-ulp figure with nan/inf mismatches beside it
+    cannot be the best (a NaN for a finite result is worse than any finite error)."""
+    v = c[metric]
+    if metric == "max_ulp" and c.get("nonfinite_mismatch"):
+        return math.inf
+    return v
+
+
 def _table(board, metric, fmt, better, title, note):
     impls = [i["impl"] for i in board["implementations"]]
     rows = []
     for (case, dtype), cs in _grid(board).items():
-        vals = {i: cs[i][metric] for i in impls if i in cs and cs[i].get(metric) is not None}
+        vals = {i: _rank(metric, cs[i]) for i in impls if i in cs and cs[i].get(metric) is not None}
         if not vals:
             continue
         best = better(vals.values())
+        if metric == "max_ulp" and math.isinf(best):
+            best = None  # every cell has nan/inf mismatches: none is best
         line = [f"`{case}`", dtype]
         for i in impls:
             c = cs.get(i, {})
@@ -207,9 +220,18 @@ def _table(board, metric, fmt, better, title, note):
     return out + [""]
 
 
+def _over(v, budget):
+    """``v`` above a budget (None: not budgeted)."""
+    return budget is not None and v > budget
+
+
+def _under(v, budget):
+    return budget is not None and v < budget
+
+
 def _fmt_max(c):
     nf = f" (+{c['nonfinite_mismatch']} nan/inf)" if c["nonfinite_mismatch"] else ""
-    return _fmt_ulp(c["max_ulp"]) + (" !" if c["max_ulp"] > c["budget_max_ulp"] else "") + nf
+    return _fmt_ulp(c["max_ulp"]) + (" !" if _over(c["max_ulp"], c["budget_max_ulp"]) else "") + nf
 
 
 def _fmt_abs(c):
@@ -218,7 +240,7 @@ def _fmt_abs(c):
 
 
 def _fmt_cr(c):
-    return f"{c['pct_cr']:.2f}" + (" !" if c["pct_cr"] < c["budget_min_cr"] else "")
+    return f"{c['pct_cr']:.2f}" + (" !" if _under(c["pct_cr"], c["budget_min_cr"]) else "")
 
 
 def _fmt_special(c):
@@ -243,10 +265,10 @@ def _failures(board):
         who = f"`{_short(c['impl'])}` `{c['case']}` {c['dtype']}"
         if "max_ulp" in c and not c["within_budget"]:
             extra = []
-            if c["max_ulp"] > c["budget_max_ulp"]:
+            if _over(c["max_ulp"], c["budget_max_ulp"]):
                 extra.append(f"max {_fmt_ulp(c['max_ulp'])} ulp at x = {_fmt_x(c['worst_input'])} "
                              f"(on {c['worst_device']}; budget {_fmt_ulp(c['budget_max_ulp'])} ulp)")
-            if c["pct_cr"] < c["budget_min_cr"]:
+            if _under(c["pct_cr"], c["budget_min_cr"]):
                 extra.append(f"{c['pct_cr']:.3f}% CR (budget >= {c['budget_min_cr']:g}%)")
             b = c.get("budget_max_abs_ulps")
             if b is not None and c.get("max_abs_ulps", 0.0) > b:
@@ -275,7 +297,7 @@ def _skipped(board):
 
 def render_summary(board):
     """The short table (per implementation) that the README carries."""
-    out = ["| implementation | ops measured | op x dtype within budget | all correctly rounded "
+    out = ["| implementation | cases measured | case x dtype within budget | all correctly rounded "
            "| worst float32 max ulp | special-value failures |" + (" gradients within budget |"
                                                                    if any(s["grad_cells"] for s in board["summary"])
                                                                    else ""),
@@ -346,8 +368,18 @@ def write(out_dir, sections, generated=None, plots=True):
     return board
 
 
-def write_plots(board, out_dir):
-    """One grouped bar chart per dtype: max ulp per op, a bar per implementation (symlog axis)."""
+def _families():
+    try:
+        from tools.registry import CASES
+    except Exception:  # pragma: no cover
+        return {}
+    return {c.id: c.family for c in CASES}
+
+
+def write_plots(board, out_dir, per_chart=24):
+    """Grouped bar charts of max ulp, one per family and dtype (``leaderboard-<family>-<dtype>.png``,
+    split into parts of ``per_chart`` cases): a bar per implementation, symlog axis, the budget
+    dashed.  Only cases that at least two implementations ran are drawn (a comparison)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -355,36 +387,45 @@ def write_plots(board, out_dir):
 
     impls = [i["impl"] for i in board["implementations"]]
     grid = _grid(board)
+    fam = _families()
     paths = []
-    for dtype in sorted({k[1] for k in grid}, key=lambda t: _DT_ORDER.get(t, 9)):
-        cases = [k[0] for k in grid if k[1] == dtype and any("max_ulp" in c for c in grid[k].values())]
-        if not cases:
+    groups = {}
+    for (case, dtype), cs in grid.items():
+        measured = [i for i in impls if "max_ulp" in cs.get(i, {})]
+        if ":" in case or len(measured) < min(2, len(impls)):
             continue
-        fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(cases) + 2), 4.5))
-        w = 0.8 / max(1, len(impls))
-        for j, imp in enumerate(impls):
-            xs, hs = [], []
-            for i, case in enumerate(cases):
-                c = grid[(case, dtype)].get(imp, {})
-                if "max_ulp" in c and math.isfinite(c["max_ulp"]):
-                    xs.append(i + (j - (len(impls) - 1) / 2) * w)
-                    hs.append(c["max_ulp"])
-            ax.bar(xs, hs, width=w, label=_short(imp))
-        budget = {grid[(c, dtype)][i]["budget_max_ulp"] for c in cases for i in grid[(c, dtype)]
-                  if "budget_max_ulp" in grid[(c, dtype)][i]}
-        for b in budget:
-            ax.axhline(b, ls="--", c="gray", lw=0.8)
-        ax.set_yscale("symlog", linthresh=1.0)
-        ax.set_xticks(range(len(cases)))
-        ax.set_xticklabels(cases, rotation=45, ha="right", fontsize=8)
-        ax.set_ylabel("max ulp (normal range; symlog)")
-        ax.set_title(f"{dtype}: max ulp on the golden inputs (lower is better; dashed: budget)")
-        ax.legend(fontsize=7, ncol=min(3, len(impls)))
-        fig.tight_layout()
-        p = Path(out_dir) / f"leaderboard-max-ulp-{dtype}.png"
-        fig.savefig(p, dpi=90)
-        plt.close(fig)
-        paths.append(p)
+        groups.setdefault((fam.get(case, "other"), dtype), []).append(case)
+    for (family, dtype), cases in sorted(groups.items(), key=lambda kv: (kv[0][0], _DT_ORDER.get(kv[0][1], 9))):
+        parts = [cases[k:k + per_chart] for k in range(0, len(cases), per_chart)]
+        for n, part in enumerate(parts):
+            fig, ax = plt.subplots(figsize=(max(8, 0.55 * len(part) * max(1, len(impls)) / 2 + 2), 5))
+            w = 0.8 / max(1, len(impls))
+            for j, imp in enumerate(impls):
+                xs, hs = [], []
+                for i, case in enumerate(part):
+                    c = grid[(case, dtype)].get(imp, {})
+                    if "max_ulp" in c and math.isfinite(c["max_ulp"]):
+                        xs.append(i + (j - (len(impls) - 1) / 2) * w)
+                        hs.append(c["max_ulp"])
+                ax.bar(xs, hs, width=w, label=_short(imp))
+            budgets = {c.get("budget_max_ulp") for case in part for c in grid[(case, dtype)].values()}
+            for b in budgets:
+                if b is not None and math.isfinite(b):
+                    ax.axhline(b, ls="--", c="gray", lw=0.8)
+            ax.set_yscale("symlog", linthresh=1.0)
+            ax.set_xticks(range(len(part)))
+            ax.set_xticklabels(part, rotation=40, ha="right", fontsize=7)
+            ax.set_ylabel("max ulp (normal range; symlog)")
+            suffix = f" ({n + 1}/{len(parts)})" if len(parts) > 1 else ""
+            ax.set_title(f"{family}, {dtype}: max ulp on the golden inputs{suffix} (lower is better; dashed: budget)",
+                         fontsize=9)
+            ax.legend(fontsize=7, ncol=min(3, len(impls)))
+            fig.tight_layout()
+            name = f"leaderboard-{family}-{dtype}" + (f"-{n + 1}" if len(parts) > 1 else "") + ".png"
+            p = Path(out_dir) / name
+            fig.savefig(p, dpi=80)
+            plt.close(fig)
+            paths.append(p)
     return paths
 
 
