@@ -101,6 +101,10 @@ def gelu(x: float, approximate: bool = False):
         return x
     if x == -math.inf:
         return -0.0
+    if x <= -40 and not approximate:
+        # |gelu(x)| <= exp(-x^2/2)/sqrt(2 pi) <= 2**-1154 here: -0 in every format (and
+        # mpmath's erfc overflows a float for arguments beyond ~1e154 without gmpy2)
+        return -0.0
     X = to_mpf(x)
     if approximate:
         u = mpmath.sqrt(2 / mpmath.pi) * (X + to_mpf(GELU_TANH_COEFF) * X**3)

@@ -167,6 +167,10 @@ def d_gelu(x: float, approximate: bool = False):
         return math.nan
     if math.isinf(x):
         return 1.0 if x > 0 else -0.0
+    if x <= -40 and not approximate:
+        # |Phi(x) + x phi(x)| <= (|x| + 1) phi(x) < 2**-1140 here: -0 in every format
+        # (and mpmath's erfc overflows a float for arguments beyond ~1e154 without gmpy2)
+        return -0.0
     X = to_mpf(x)
     if approximate:
         def terms():

@@ -20,7 +20,7 @@ is installed, ``DIR/plots/<implementation>/<case>.png``: the ulp error of every
 golden input against the input, float32 and bfloat16.  It also writes the
 comparison of all the implementations run (``tools.leaderboard``):
 ``DIR/leaderboard.md``, ``DIR/leaderboard.json`` and bar charts
-``DIR/leaderboard-max-ulp-<dtype>.png``.
+``DIR/leaderboard-<family>-<dtype>.png``.
 
 Exit status: 0 when every suite passed, else the first non-zero pytest status
 (the report is written either way).
