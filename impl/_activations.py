@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _fast64
 from ._core import as_float_array, by_table, check_finite_param, in_float64
 
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -53,14 +54,20 @@ def _keep_nan(formula):
     return f
 
 
-def _chain(*formulas, native=None):
+def _chain(*formulas, native=None, fast32=None):
     """An op from float64 formulas ``[f, f', f'', ...]`` (see module docstring).
 
     Ops with a closed-form derivative take bfloat16/float16 values from a table
     (``_core.by_table``); the last formula of a chain stays a float64 evaluation
     so that JAX can differentiate it.  ``native(x)``, when given, computes the
-    value in the input dtype instead (for exact ops: relu, relu6)."""
+    value in the input dtype instead (for exact ops: relu, relu6).
+    ``fast32(t, *params)``, when given, is a float64 formula for the value of
+    float32 inputs built on the vectorizable kernels of ``_fast64`` (relative
+    error below about 2**-49, so the float32 rounding is correct except within
+    that distance of a rounding boundary); float64 inputs and the tables keep
+    ``f``, which uses XLA's float64 functions."""
     first = _keep_nan(formulas[0])
+    fast = _keep_nan(fast32) if fast32 is not None else None
     if len(formulas) == 1:
         def op(x, params):
             return in_float64(lambda t: first(t, *params), x)
@@ -71,6 +78,8 @@ def _chain(*formulas, native=None):
     def op(x, params):
         if native is not None:
             return native(x)
+        if fast is not None and x.dtype == jnp.float32:
+            return in_float64(lambda t: fast(t, *params), x)
         return by_table(first, op, x, *params)
 
     @op.defjvp
@@ -213,6 +222,52 @@ def _relu6_native(x):
     return _select_bits(x > 6, jnp.full_like(x, 6), _relu_native(x))
 
 
+# ---- float32 value paths on the _fast64 kernels ---------------------------------
+# Each is the float64 formula of its op with XLA's exp/expm1/log1p replaced by
+# _fast64's; the kernels clamp their argument to [-708, 709], and each comment
+# says why the clamp cannot change a float32 result.
+
+def _sig32(t):
+    # -t > 709: 1/(1 + 8e307) ~ 1e-308 and the exact value both round to +0;
+    # -t < -708: both give 1
+    return 1.0 / (1.0 + _fast64.exp(-t))
+
+
+def _silu32(t):
+    # t < -709: t / 8e307 and the exact value both round to -0 (inf: -0 by the where)
+    return jnp.where(t == -jnp.inf, -0.0, t / (1.0 + _fast64.exp(-t)))
+
+
+def _tanh32(t):
+    # tanh|t| = -q / (2 + q), q = expm1(-2|t|): no cancellation; |t| > 354: both give 1
+    # (one use of the quotient: XLA does not fuse a divide into two consumers)
+    q = _fast64.expm1(-2.0 * jnp.abs(t))
+    return (q / (2.0 + q)) * jnp.where(jnp.signbit(t), 1.0, -1.0)
+
+
+def _elu32(t, a):
+    # t < -708: expm1 gives -1 + 3e-308 -> -alpha, as the exact value rounds
+    return jnp.where(t > 0, t, a * _fast64.expm1(jnp.minimum(t, 0.0)))
+
+
+def _softplus_parts32(t):
+    """``log1p(exp(-|t|))``; |t| > 708: 3e-308 for a value below it, both add nothing
+    to |t| > 708 and both round to +0 in float32."""
+    return _fast64.log1p_unit(_fast64.exp(-jnp.abs(t)))
+
+
+def _mish32(t):
+    e = _fast64.exp(jnp.minimum(t, 40.0))  # t < -708: t * n/(n+2) rounds to -0 either way
+    n = e * (e + 2.0)
+    th = jnp.where(t > 0, 1.0 - 2.0 / (n + 2.0), n / (n + 2.0))
+    return jnp.where(t == -jnp.inf, -0.0, t * th)
+
+
+def _gelu_tanh32(t):
+    u2, _ = _gelu_tanh_u2(t)
+    return jnp.where(t == -jnp.inf, -0.0, t * _sig32(u2))
+
+
 _RELU = _chain(lambda t: jnp.where(t > 0, t, 0.0),
                lambda t: jnp.where(t > 0, 1.0, 0.0), _zero, native=_relu_native)
 _RELU6 = _chain(lambda t: jnp.where(t > 0, jnp.minimum(t, 6.0), 0.0),
@@ -236,13 +291,16 @@ def _elu_f(t, a):
 
 _ELU = _chain(_elu_f,
               lambda t, a: jnp.where(t > 0, 1.0, a * jnp.exp(jnp.minimum(t, 0.0))),
-              lambda t, a: jnp.where(t > 0, 0.0, a * jnp.exp(jnp.minimum(t, 0.0))))
+              lambda t, a: jnp.where(t > 0, 0.0, a * jnp.exp(jnp.minimum(t, 0.0))),
+              fast32=lambda t, a: _elu32(t, a))
 _CELU = _chain(lambda t, a: jnp.where(t > 0, t, a * jnp.expm1(jnp.minimum(t, 0.0) / a)),
                lambda t, a: jnp.where(t > 0, 1.0, jnp.exp(jnp.minimum(t, 0.0) / a)),
-               lambda t, a: jnp.where(t > 0, 0.0, jnp.exp(jnp.minimum(t, 0.0) / a) / a))
+               lambda t, a: jnp.where(t > 0, 0.0, jnp.exp(jnp.minimum(t, 0.0) / a) / a),
+               fast32=lambda t, a: jnp.where(t > 0, t, a * _fast64.expm1(jnp.minimum(t, 0.0) / a)))
 _SELU = _chain(lambda t: SELU_SCALE * _elu_f(t, SELU_ALPHA),
                lambda t: jnp.where(t > 0, SELU_SCALE, (SELU_SCALE * SELU_ALPHA) * jnp.exp(jnp.minimum(t, 0.0))),
-               lambda t: jnp.where(t > 0, 0.0, (SELU_SCALE * SELU_ALPHA) * jnp.exp(jnp.minimum(t, 0.0))))
+               lambda t: jnp.where(t > 0, 0.0, (SELU_SCALE * SELU_ALPHA) * jnp.exp(jnp.minimum(t, 0.0))),
+               fast32=lambda t: SELU_SCALE * _elu32(t, SELU_ALPHA))
 
 
 def _phi(t):
@@ -296,7 +354,7 @@ def _gelu_tanh_d2(t):
     return jnp.where((w == 0) | (jnp.abs(t) > 1e50), -0.0, w * bracket)
 
 
-_GELU_TANH = _chain(_gelu_tanh_f, _gelu_tanh_d1, _gelu_tanh_d2)
+_GELU_TANH = _chain(_gelu_tanh_f, _gelu_tanh_d1, _gelu_tanh_d2, fast32=_gelu_tanh32)
 
 
 def _silu_f(t):
@@ -315,7 +373,7 @@ def _silu_d2(t):
     return jnp.where(jnp.isinf(t), -0.0, d)
 
 
-_SILU = _chain(_silu_f, _silu_d1, _silu_d2)
+_SILU = _chain(_silu_f, _silu_d1, _silu_d2, fast32=_silu32)
 
 
 def _mish_parts(t):
@@ -355,18 +413,21 @@ def _mish_d2(t):
     return jnp.where(jnp.isinf(t) | (ss == 0), -0.0, d)
 
 
-_MISH = _chain(_mish_f, _mish_d1, _mish_d2)
+_MISH = _chain(_mish_f, _mish_d1, _mish_d2, fast32=_mish32)
 _SIGMOID = _chain(_sig,
                   _sig_d1,
                   # sigmoid(-t) - sigmoid(t) = -tanh(t/2): exact in sign, accurate at 0
-                  lambda t: -_sig_d1(t) * _tanh_k(t, 1.0, 1.0))
+                  lambda t: -_sig_d1(t) * _tanh_k(t, 1.0, 1.0),
+                  fast32=_sig32)
 _LOG_SIGMOID = _chain(lambda t: jnp.where(t > 0, -jnp.log1p(jnp.exp(-t)), t - jnp.log1p(jnp.exp(jnp.minimum(t, 0.0)))),
                       lambda t: _sig(-t),
-                      lambda t: -_sig_d1(t))
-_TANH = _chain(jnp.tanh, _sech2, lambda t: -2.0 * _tanh_k(t, 2.0, 0.5) * _sech2(t))
+                      lambda t: -_sig_d1(t),
+                      fast32=lambda t: jnp.minimum(t, 0.0) - _softplus_parts32(t))
+_TANH = _chain(jnp.tanh, _sech2, lambda t: -2.0 * _tanh_k(t, 2.0, 0.5) * _sech2(t), fast32=_tanh32)
 _SOFTPLUS = _chain(lambda t: jnp.maximum(t, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(t))),
                    _sig,
-                   _sig_d1)
+                   _sig_d1,
+                   fast32=lambda t: jnp.maximum(t, 0.0) + _softplus_parts32(t))
 _HARD_SIGMOID = _chain(lambda t: jnp.clip(t + 3.0, 0.0, 6.0) / 6.0,
                        lambda t: jnp.where((t > -3) & (t < 3), 1.0 / 6.0, 0.0), _zero)
 _HARD_SWISH = _chain(lambda t: jnp.where(t <= -3, -0.0, jnp.where(t >= 3, t, t * (t + 3.0) / 6.0)),
