@@ -52,10 +52,14 @@ def as_float_array(x, name: str = "x"):
 
 def check_finite_param(name: str, value, *, positive: bool = False, nonnegative: bool = False):
     """Trace-time check of a static float parameter; returns it as a Python float."""
+    bad_type = TypeError(f"{name} must be a Python float, got {value!r} ({type(value).__name__}); "
+                         f"pass a number such as 1.0")
+    if isinstance(value, (str, bytes, bool, np.bool_)):  # float("0.1") and float(True) would pass
+        raise bad_type
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a Python float, got {value!r} ({type(value).__name__})") from None
+        raise bad_type from None
     if not np.isfinite(v):
         raise ValueError(f"{name} must be finite, got {value!r}; pass a finite float such as 1.0")
     if positive and not v > 0:

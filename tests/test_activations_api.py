@@ -61,21 +61,6 @@ def test_integer_input_is_promoted():
     np.testing.assert_array_equal(np.asarray(y), [0, 0, 0, 1, 2])
 
 
-def test_complex_input_is_rejected():
-    with pytest.raises(TypeError, match=r"x must be a real floating array, got dtype complex64"):
-        impl.functional.gelu(jnp.ones(3, jnp.complex64))
-
-
-@pytest.mark.parametrize("fn,kw,match", [
-    ("leaky_relu", {"negative_slope": float("nan")}, r"negative_slope must be finite, got nan"),
-    ("elu", {"alpha": -1.0}, r"alpha must be >= 0, got -1.0"),
-    ("celu", {"alpha": 0.0}, r"alpha must be > 0, got 0.0"),
-    ("celu", {"alpha": float("inf")}, r"alpha must be finite, got inf"),
-    ("gelu", {"approximate": "tanh"}, r"approximate must be a bool, got 'tanh'"),
-])
-def test_bad_parameters_raise(fn, kw, match):
-    with pytest.raises((ValueError, TypeError), match=match):
-        getattr(impl.functional, fn)(jnp.ones(3), **kw)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -140,10 +125,3 @@ def test_tutorial_activation_cells():
         assert y.shape == x.shape and bool(jnp.all(jnp.isfinite(y))), name
 
 
-def test_layer_constructor_errors():
-    with pytest.raises(ValueError, match=r"negative_slope must be finite, got inf"):
-        impl.nn.LeakyReLU(negative_slope=float("inf"))
-    with pytest.raises(ValueError, match=r"alpha must be > 0, got -2"):
-        impl.nn.CELU(alpha=-2)
-    with pytest.raises(TypeError, match=r"approximate must be a bool, got 'none'"):
-        impl.nn.GELU(approximate="none")

@@ -460,7 +460,7 @@ def test_layer_reprs_and_defaults():
 
 
 def test_layers_match_functional():
-    fn = _F()
+    import impl.functional as fn
     x = _live_inputs((6, 5, 8), 20.0, 3.0, 4321, "float32")
     np.testing.assert_array_equal(np.asarray(nn.Softmax()(x)), np.asarray(fn.softmax(x)))
     np.testing.assert_array_equal(np.asarray(nn.LogSoftmax(axis=1)(x)), np.asarray(fn.log_softmax(x, axis=1)))
@@ -577,72 +577,4 @@ def test_sharded_batch_norm_equals_unsharded(impl_op):
     np.testing.assert_array_max_ulp(np.asarray(bn2.running_var), np.asarray(full[2]), maxulp=1)
 
 
-# ---- errors ----------------------------------------------------------------------------------
-
-def _F():
-    import impl.functional as F
-    return F
-
-
-X4x10 = np.zeros((4, 10), np.float32)
-
-ERRORS = [
-    ("layernorm-wrong-size", lambda: nn.LayerNorm(normalized_shape=(10,))(np.zeros((4, 12), np.float32)),
-     ValueError, r"LayerNorm\(normalized_shape=\(10,\)\) expects an input whose last 1 axis is \(10,\), got "
-                 r"shape \(4, 12\)"),
-    ("batchnorm2d-channels", lambda: nn.BatchNorm2d(64)(np.zeros((8, 4, 4, 32), np.float32)), ValueError,
-     r"BatchNorm2d\(64\) expects 64 features on the last axis, got input of shape \(8, 4, 4, 32\) with 32"),
-    ("batchnorm2d-rank", lambda: nn.BatchNorm2d(64)(np.zeros((8, 64), np.float32)), ValueError,
-     r"BatchNorm2d\(64\) expects a 4-D input \(N, H, W, C\), got shape \(8, 64\)"),
-    ("groupnorm-divisible", lambda: nn.GroupNorm(num_groups=4, num_channels=18), ValueError,
-     r"num_channels=18 is not divisible by num_groups=4; pass a num_groups that divides 18 "
-     r"\(one of \[1, 2, 3, 6, 9, 18\]\)"),
-    ("groupnorm-functional", lambda: _F().group_norm(np.zeros((2, 3, 18)), 4), ValueError,
-     r"the input has 18 channels .* num_groups=4 does not divide"),
-    ("eps-negative", lambda: _F().layer_norm(X4x10, 10, eps=-1e-5), ValueError, r"eps must be >= 0, got -1e-05"),
-    ("eps-nan", lambda: nn.BatchNorm1d(10, eps=float("nan")), ValueError, r"eps must be finite, got nan"),
-    ("eps-inf", lambda: _F().rms_norm(X4x10, 10, eps=math.inf), ValueError, r"eps must be finite, got inf"),
-    ("momentum-range", lambda: nn.BatchNorm1d(10, momentum=1.5), ValueError,
-     r"momentum must be in \[0, 1\], got 1.5"),
-    ("momentum-negative", lambda: _F().batch_norm(X4x10, np.zeros(10), np.ones(10), training=True,
-                                                  momentum=-0.1),
-     ValueError, r"momentum must be in \[0, 1\], got -0.1"),
-    ("momentum-nan", lambda: nn.BatchNorm2d(3, momentum=float("nan")), ValueError,
-     r"momentum must be finite, got nan"),
-    ("axis-range", lambda: _F().softmax(X4x10, axis=2), ValueError,
-     r"axis=2 is out of range for an input of rank 2; pass an axis in \[-2, 1\]"),
-    ("axis-range-neg", lambda: nn.LogSoftmax(axis=-3)(X4x10), ValueError, r"axis=-3 is out of range"),
-    ("axis-type", lambda: nn.Softmax(axis=1.0), TypeError, r"axis must be an int, got 1.0 \(float\)"),
-    ("weight-shape", lambda: _F().layer_norm(X4x10, 10, weight=np.ones(9)), ValueError,
-     r"weight has shape \(9,\), expected \(10,\) \(normalized_shape\)"),
-    ("bias-shape", lambda: _F().batch_norm(X4x10, np.zeros(10), np.ones(10), bias=np.ones((10, 1))),
-     ValueError, r"bias has shape \(10, 1\), expected \(10,\)"),
-    ("running-shape", lambda: _F().batch_norm(X4x10, np.zeros(9), np.ones(10)), ValueError,
-     r"running_mean has shape \(9,\), expected \(10,\)"),
-    ("running-half", lambda: _F().batch_norm(X4x10, np.zeros(10), None, training=True), ValueError,
-     r"running_mean and running_var must both be arrays or both be None"),
-    ("eval-needs-stats", lambda: _F().batch_norm(X4x10, None, None), ValueError,
-     r"training=False needs running_mean and running_var"),
-    ("groupnorm-weight", lambda: _F().group_norm(np.zeros((2, 3, 8)), 2, weight=np.ones(4)), ValueError,
-     r"weight has shape \(4,\), expected \(8,\)"),
-    ("instancenorm-rank", lambda: _F().instance_norm(X4x10), ValueError,
-     r"instance_norm expects an input of rank >= 3 \(N, \*spatial, C\), got shape \(4, 10\)"),
-    ("instancenorm1d-features", lambda: nn.InstanceNorm1d(8)(np.zeros((2, 5, 4))), ValueError,
-     r"InstanceNorm1d\(8\) expects 8 features on the last axis"),
-    ("batchnorm-one-value", lambda: nn.BatchNorm1d(10)(np.ones((1, 10), np.float32)), ValueError,
-     r"needs more than 1 value per channel"),
-    ("num-features", lambda: nn.BatchNorm1d(num_features=0), ValueError, r"num_features must be a positive int, got 0"),
-    ("normalized-shape", lambda: nn.LayerNorm(normalized_shape=()), ValueError,
-     r"normalized_shape must be a non-empty tuple of positive ints, got \(\)"),
-    ("complex", lambda: _F().softmax(np.ones(3, np.complex64)), TypeError, r"x must be a real floating array"),
-    ("functional-call", lambda: nn.functional_call(lambda x: x, 1.0), TypeError,
-     r"functional_call expects an impl.nn Module, got function"),
-    ("training-type", lambda: _F().batch_norm(X4x10, np.zeros(10), np.ones(10), training="yes"), TypeError,
-     r"training must be a bool, got 'yes'"),
-]
-
-
-@pytest.mark.parametrize("make,exc,match", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
-def test_clear_errors(make, exc, match):
-    with pytest.raises(exc, match=match):
-        make()
+# Bad input and its messages: tests/input_rules.py (one table, tests/test_input_rules.py).
