@@ -23,6 +23,7 @@ import functools
 import importlib
 import json
 import os
+import re
 import platform
 import types
 
@@ -54,6 +55,9 @@ def pytest_addoption(parser):
                 help="run only the tests that judge the implementation under test (those using impl_op, "
                      "impl_ops or impl_module); the project's own checks (references, golden store, tools, "
                      "layer classes) are deselected")
+    g.addoption("--quick", action="store_true",
+                help="edit-test profile (under a minute on 2 cores): the first device only, float32 cases "
+                     "only, tests marked slow left out; the full matrix is the default run")
 
 
 def pytest_configure(config):
@@ -77,6 +81,8 @@ def pytest_configure(config):
         config._devices = _devices.select_devices(config.getoption("--devices"))
     except ValueError as e:
         raise pytest.UsageError(str(e)) from None
+    if config.getoption("--quick"):
+        config._devices = config._devices[:1]
 
 
 def pytest_generate_tests(metafunc):
@@ -95,7 +101,19 @@ def _known_failures_apply(config):
 _IMPL_FIXTURES = {"impl_op", "impl_ops", "impl_module"}
 
 
+# a dtype in a test id other than float32 (bfloat16 is not float16: no letter before "float")
+_OTHER_DTYPES = re.compile(r"(?<![a-z])(bfloat16|float16|float64)(?![0-9])")
+
+
+def _quick_keeps(item) -> bool:
+    return item.get_closest_marker("slow") is None and not _OTHER_DTYPES.search(item.name)
+
+
 def pytest_collection_modifyitems(config, items):
+    if config.getoption("--quick"):
+        keep = [i for i in items if _quick_keeps(i)]
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
     if config.getoption("--impl-tests-only"):
         keep = [i for i in items if _IMPL_FIXTURES & set(getattr(i, "fixturenames", ()))]
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])

@@ -26,6 +26,7 @@ def _adapter(name):
     return importlib.import_module(f"adapters.{name}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ADAPTERS))
 def test_adapter_signatures_match_the_contract(name):
     mod = _adapter(name)

@@ -49,6 +49,7 @@ def test_piece_verdicts_match_mpmath():
     assert res["n_cr"] == n_cr and res["n_normal"] == int(np.sum(np.abs(exact) >= 2.0**-126))
 
 
+@pytest.mark.slow
 def test_resume(tmp_path, capsys):
     args = ["relu", "--chunks", "255:256", "--jobs", "1", "--out", str(tmp_path)]
     assert exhaustive.main(args) == 0

@@ -127,6 +127,7 @@ def test_pickle_is_never_loaded(copy):
         golden.Store(copy).load_case(*CASE)
 
 
+@pytest.mark.slow
 def test_kill_during_regeneration_leaves_previous_data(copy):
     """SIGKILL while the tool computes: the previous golden data is intact and valid."""
     before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
@@ -169,6 +170,7 @@ def test_interrupted_commit_is_refused_then_recovered(copy, monkeypatch):
     assert s.verify() == [] and s.load_case(*CASE)["rounded"].size == 3
 
 
+@pytest.mark.slow
 def test_same_command_same_bytes(pristine, tmp_path):
     other = tmp_path / "g2"
     assert regen_golden.main(["--root", str(other), "--only", "relu6", "--jobs", "2"]) == 0

@@ -524,6 +524,7 @@ def test_pytree_round_trip_keeps_parameters_and_hyperparameters():
     assert doubled[7].training and doubled[3].groups == 2
 
 
+@pytest.mark.slow
 def test_model_under_jit_grad_and_vmap():
     model = _small_model().eval()
     x = jax.random.normal(jax.random.key(9), (2, 6, 6, 3))
@@ -543,6 +544,7 @@ def test_model_under_jit_grad_and_vmap():
     assert np.array_equal(np.asarray(yv), np.asarray(y)), "vmap over images changed the result"
 
 
+@pytest.mark.slow
 def test_model_gradient_matches_finite_differences_in_float64():
     with jax.enable_x64(True):
         model = jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), _small_model()).eval()

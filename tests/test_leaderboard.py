@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tools import leaderboard
 
 
@@ -76,6 +78,7 @@ def test_markdown_bolds_the_best_and_lists_failures_with_the_worst_input(tmp_pat
     assert leaderboard.render_summary(board).count("\n") == 3
 
 
+@pytest.mark.slow
 def test_charts(tmp_path):
     import pytest
 

@@ -502,6 +502,7 @@ def test_batchnorm_train_eval_and_running_stats():
     assert free.running_mean is None
 
 
+@pytest.mark.slow
 def test_jitted_training_step_leaks_no_tracer():
     """A fully jitted training step through ``functional_call`` updates the running statistics,
     returns concrete arrays, leaves the input module untouched and leaks no tracer."""

@@ -50,6 +50,7 @@ def test_capabilities_and_provided():
     assert target.peer(p) == "a partial test double"
 
 
+@pytest.mark.slow
 def test_suite_against_a_partial_implementation(tmp_path):
     """End to end: not provided -> skip; NotImplementedError -> skip with its reason; a declared
     capability -> the jit/vmap/grad tests skip; the module is named in the report; a case it

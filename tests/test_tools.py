@@ -127,6 +127,7 @@ def test_manifest_of_the_project_is_valid():
     assert golden.Store().verify() == []
 
 
+@pytest.mark.slow
 def test_regeneration_is_deterministic(tmp_path):
     """Two regenerations of a case give byte-identical files, and --check agrees."""
     from tools import regen_golden

@@ -14,6 +14,8 @@ import pytest
 
 import impl
 
+pytestmark = pytest.mark.slow  # runs the whole tutorial; left out of --quick
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
