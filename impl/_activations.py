@@ -227,28 +227,10 @@ def _relu6_native(x):
 # _fast64's; the kernels clamp their argument to [-708, 709], and each comment
 # says why the clamp cannot change a float32 result.
 
-def _series_to_odd(head, tail):
-    """``head + tail`` (``head`` exact, ``|tail|`` far smaller) as a float64 rounded to odd:
-    TwoSum keeps the sign of what the float64 sum drops, and round-to-odd keeps it
-    through the float32 rounding that follows, so an exact value a hair away from a
-    float32 midpoint (where ``head`` alone sits on it) rounds the right way."""
-    s = head + tail
-    sb = jax.lax.optimization_barrier(s)  # keep XLA from folding the TwoSum
-    bb = sb - head
-    err = (head - (sb - bb)) + (tail - bb)
-    return _round_to_odd_f64(sb, err)
-
-
 def _sig32(t):
-    # |t| < 2**-12: sigmoid = 1/2 + t/4 - t**3/48 + t**5/480 - ..., whose head 1/2 + t/4
-    # is exact in float64 and can be a float32 midpoint exactly (t = 3 * 2**-23: 1/2 + 1.5
-    # ulp); the quotient's rounding error (2**-53) cannot see the -t**3/48 that decides
-    # the rounding, the series can.  Elsewhere -t > 709: 1/(1 + 8e307) ~ 1e-308 and the
-    # exact value both round to +0; -t < -708: both give 1.
-    small = jnp.abs(t) < 2.0**-12
-    ts = jnp.where(small, t, 0.0)
-    series = _series_to_odd(0.5 + 0.25 * ts, ts * ts * ts * (-1.0 / 48.0 + ts * ts / 480.0))
-    return jnp.where(small, series, 1.0 / (1.0 + _fast64.exp(-t)))
+    # -t > 709: 1/(1 + 8e307) ~ 1e-308 and the exact value both round to +0;
+    # -t < -708: both give 1
+    return 1.0 / (1.0 + _fast64.exp(-t))
 
 
 def _silu32(t):
