@@ -142,3 +142,26 @@ def test_regeneration_is_deterministic(tmp_path):
         rel = golden.case_path("activations", dtype, "relu6")
         assert (root / rel).read_bytes() == proj.read_bytes(rel)
     assert first
+
+
+@pytest.mark.slow
+def test_collection_is_the_same_whatever_the_hash_seed():
+    """Test ids come from the registry in a fixed order, never from set or dict order of
+    hashed strings: two collections under different PYTHONHASHSEED give the same ids
+    (xdist also refuses to run when its workers collect different ids)."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    ids = []
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                              "tests/test_activations_golden.py", "tests/test_special_values.py",
+                              "tests/test_reductions.py"],
+                             cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        ids.append([line for line in out.stdout.splitlines() if "::" in line])
+    assert len(ids[0]) > 1000 and ids[0] == ids[1], "test ids depend on the hash seed"
