@@ -5,6 +5,7 @@ Usage::
 
     python -m benchmarks.model                      # float32 and bfloat16
     python -m benchmarks.model --dtypes float32 --repeats 10 --json out.json
+    python -m benchmarks.model --baseline out.json   # the change against a saved run
 
 Network (examples/tutorial.py): Conv2d(3, 64, 3, SAME) - BatchNorm2d - GELU -
 MaxPool 2x2 - Conv2d(64, 128, 3, SAME) - BatchNorm2d - GELU - MaxPool 2x2 -
@@ -165,6 +166,7 @@ def main(argv=None):
     ap.add_argument("--dtypes", default="float32,bfloat16")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--json", default=None, help="write the results as JSON here (same format as benchmarks.layers)")
+    ap.add_argument("--baseline", default=None, help="a JSON from an earlier run to compare with")
     args = ap.parse_args(argv)
     import jaxlib
 
@@ -175,6 +177,11 @@ def main(argv=None):
                 "command": "python -m benchmarks.model"}
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    if args.baseline:
+        from benchmarks.layers import compare
+
+        with open(args.baseline) as f:
+            compare(rows, json.load(f))
 
 
 if __name__ == "__main__":
