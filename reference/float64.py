@@ -123,7 +123,9 @@ def gelu(x, approximate=False):
         zb, zeb = z[b], ze[b]
         z2, z2e = _two_prod(zb, zb)
         z2e = z2e + 2 * zb * zeb
-        e[b] = special.erfcx(zb) * np.exp(-z2) * (1 - z2e)
+        # |z2e| >= 1 only where z^2 >= 2**53 and exp(-z^2) is 0: the clip keeps that 0
+        # positive (an unclipped 1 - z2e < 0 gave -0, so gelu(x << 0) = +0 instead of -0)
+        e[b] = special.erfcx(zb) * np.exp(-z2) * (1 - np.clip(z2e, -1.0, 1.0))
         s_, zs, zes = ~b, z[~b], ze[~b]
         e[s_] = special.erfc(zs) - zes * (2 / np.sqrt(np.pi)) * np.exp(-zs * zs)
         y = 0.5 * x * e
