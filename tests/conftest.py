@@ -56,8 +56,9 @@ def pytest_addoption(parser):
                      "impl_ops or impl_module); the project's own checks (references, golden store, tools, "
                      "layer classes) are deselected")
     g.addoption("--quick", action="store_true",
-                help="edit-test profile (under a minute on 2 cores): the first device only, float32 cases "
-                     "only, tests marked slow left out; the full matrix is the default run")
+                help="edit-test profile (under a minute on 2 cores once JAX's compilation cache in "
+                     ".jax_cache/ is warm): the first device only, float32 cases only, tests marked slow "
+                     "left out; the full matrix is the default run")
 
 
 def pytest_configure(config):
@@ -83,6 +84,14 @@ def pytest_configure(config):
         raise pytest.UsageError(str(e)) from None
     if config.getoption("--quick"):
         config._devices = config._devices[:1]
+        # JAX's persistent compilation cache (git-ignored .jax_cache/): most of a quick run is
+        # compilation, and an edit changes few of the compiled programs (measured: 91 s cold,
+        # 55 s warm on 2 cores).  JAX_COMPILATION_CACHE_DIR, when set, wins.
+        if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+            jax.config.update("jax_compilation_cache_dir",
+                              os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".jax_cache"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def pytest_generate_tests(metafunc):
