@@ -128,18 +128,24 @@ def _norm_entries():
     return out
 
 
-def _time_interleaved(fns, x, repeats):
-    jitted = [jax.jit(f) for f in fns]
-    for f in jitted:  # compile and warm up
-        jax.block_until_ready(f(x))
-        jax.block_until_ready(f(x))
-    times = [[] for _ in fns]
+def median_times(calls, repeats):
+    """Median seconds of each zero-argument call: each is run twice first (compilation,
+    warm-up), then all are called round robin ``repeats`` times, ``block_until_ready``
+    after each."""
+    for c in calls:
+        jax.block_until_ready(c())
+        jax.block_until_ready(c())
+    times = [[] for _ in calls]
     for _ in range(repeats):
-        for i, f in enumerate(jitted):
+        for i, c in enumerate(calls):
             t = time.perf_counter()
-            jax.block_until_ready(f(x))
+            jax.block_until_ready(c())
             times[i].append(time.perf_counter() - t)
     return [statistics.median(t) for t in times]
+
+
+def _time_interleaved(fns, x, repeats):
+    return median_times([lambda f=jax.jit(f): f(x) for f in fns], repeats)
 
 
 def _input(shape, dtype, stream=1):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 
 import jax
@@ -31,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import impl.nn as inn
+from benchmarks.layers import median_times
 
 BATCH, NUM_CLASSES, LR = 64, 10, 1e-3
 
@@ -117,19 +117,6 @@ def _flax_fns(dtype):
     return forward, jax.jit(step), state
 
 
-def _median_times(calls, repeats):
-    for c in calls:  # compile and warm up
-        jax.block_until_ready(c())
-        jax.block_until_ready(c())
-    times = [[] for _ in calls]
-    for _ in range(repeats):
-        for i, c in enumerate(calls):
-            t = time.perf_counter()
-            jax.block_until_ready(c())
-            times[i].append(time.perf_counter() - t)
-    return [statistics.median(t) * 1e3 for t in times]
-
-
 def run(dtypes=("float32", "bfloat16"), repeats=10):
     rows = []
     for dt in dtypes:
@@ -150,7 +137,7 @@ def run(dtypes=("float32", "bfloat16"), repeats=10):
                     calls.append(lambda f=jax.jit(fwd): f(x))
                 else:
                     calls.append(lambda s=step, st=state: s(st, x, labels, key))
-            ts = dict(zip(impls, _median_times(calls, repeats)))
+            ts = dict(zip(impls, (1e3 * t for t in median_times(calls, repeats))))
             peers = [v for k, v in ts.items() if k != "vetted"]
             row = {"op": f"ModernCNN {what}", "dtype": dt, "shape": [BATCH, 32, 32, 3], "times_ms": ts,
                    "ratio_to_fastest_peer": ts["vetted"] / min(peers) if peers else None}
