@@ -6,8 +6,9 @@ Statistics (``docs/reductions.md`` has the whole story)
 --------------------------------------------------------
 
 Every op evaluates in float64 (``jax.enable_x64`` inside the jitted function,
-without touching the global flag) and rounds the result once to the input's
-dtype (``_core.narrow``: round-to-odd through float32 for bfloat16/float16).
+without touching the global flag) and rounds the result to the input's dtype:
+once for the softmax family (``_core.narrow``: round-to-odd through float32
+for bfloat16/float16), through float32 for the normalizations (``_in64``).
 The mean is subtracted by the *corrected two-pass* algorithm:
 
 .. math::
@@ -16,7 +17,8 @@ The mean is subtracted by the *corrected two-pass* algorithm:
    c = \sum u_i / n,\quad d_i = u_i - c,\quad
    \sigma^2 = \sum u_i^2 / n - c^2 .
 
-``m_0 + c`` is the mean as an unevaluated double-float64 sum, so ``d_i`` is the
+(for inputs narrower than float64, ``m_0`` is the float32 mean: see
+``_moments``).  ``m_0 + c`` is the mean as an unevaluated double-float64 sum, so ``d_i`` is the
 deviation from the exact mean with an error of a few float64 ulps *of d_i*,
 whatever the offset: the error does not grow with ``|mean| / std``
 (``E[x^2] - E[x]^2`` loses ``2 log2(|mean|/std)`` bits, a float32 two-pass
@@ -187,27 +189,91 @@ def _div_n(a, n):
     return a / lax.optimization_barrier(jnp.full(a.shape, n, jnp.float64))
 
 
-def _moments(t, axes, axis_name=None):
-    """Corrected two-pass statistics of float64 ``t`` over ``axes`` (keepdims).
+def _fresh(*arrays):
+    """The same values as new HLO values, which XLA's common-subexpression pass
+    cannot merge with the originals (``lax.optimization_barrier``).
 
-    Returns ``(u, c, var, n)``: ``u = t - m0``, the correction ``c`` (so the
-    deviations are ``u - c`` and the mean ``m0 + c``), the biased variance and
-    the element count (a Python int; summed over ``axis_name`` when given).
+    On XLA's CPU backend a full-size float64 expression used by two fusions
+    (say ``x - m0`` feeding both sums of ``_moments``) is written to memory
+    once and read twice.  A float64 temporary of 32 MB or more is a fresh
+    ``mmap`` at every call, whose page faults cost several times the whole
+    op, so each consumer recomputes the expression from its own copy of the
+    inputs instead (the barrier itself compiles to nothing).
     """
-    n = math.prod(t.shape[a] for a in axes)
-    s1 = jnp.sum(t, axis=axes, keepdims=True)
-    if axis_name is not None:
-        s1 = lax.psum(s1, axis_name)
-        n = lax.psum(n, axis_name)
-    m0 = _div_n(s1, n)
-    u = t - m0
-    su = jnp.sum(u, axis=axes, keepdims=True)
-    suu = jnp.sum(u * u, axis=axes, keepdims=True)
+    global _FRESH_TAG
+    _FRESH_TAG += 1  # a distinct operand, so that two barriers of the same values stay two
+    return lax.optimization_barrier(arrays + (np.int32(_FRESH_TAG),))[:-1]
+
+
+_FRESH_TAG = 0
+
+
+def _wide(x):
+    return x.astype(jnp.float64)
+
+
+def _moments(x, axes, axis_name=None):
+    """Corrected two-pass statistics of ``x`` over ``axes`` (keepdims), in float64.
+
+    Returns ``(m0, c, var, n)``: the shift ``m0``, the correction ``c`` (so the
+    deviations are ``(x - m0) - c`` and the mean ``m0 + c``), the biased
+    variance and the element count (a Python int; summed over ``axis_name``
+    when given).
+
+    For a float32, bfloat16 or float16 ``x`` the shift is the float32 mean of
+    ``x``: any shift works (the correction ``c`` makes the deviations exact), and
+    one close to the mean keeps ``c * c`` from cancelling ``sum(u * u) / n``.
+    The float32 sum (of terms scaled by ``2**-k >= 1/n``, so it cannot
+    overflow) is within ``n 2**-24 sum |x|`` of the exact one, so ``|c| / sigma``
+    stays below about ``n 2**-24 (1 + |mean| / sigma)``, and ``u = x - m0`` is
+    exact in float64 for every element that matters.  The float32 pass costs
+    a quarter of a float64 one.
+
+    Each statistic is a separate single-output sum of an expression of the
+    input, recomputed from ``_fresh`` copies, so that no full-size float64
+    intermediate is written.
+    """
+    n = math.prod(x.shape[a] for a in axes)
+    total = functools.partial(jnp.sum, axis=axes, keepdims=True)
+    if x.dtype != jnp.float64 and axis_name is None:
+        k = max(n - 1, 1).bit_length()
+        s0 = total(x.astype(jnp.float32) * jnp.float32(2.0 ** -k))
+        m0 = s0.astype(jnp.float64) * (2.0 ** k / n)
+    else:
+        s1 = total(_wide(x))
+        if axis_name is not None:
+            s1 = lax.psum(s1, axis_name)
+            n = lax.psum(n, axis_name)
+        m0 = _div_n(s1, n)
+    xa, ma = _fresh(x, m0)
+    su = total(_wide(xa) - ma)
+    xb, mb = _fresh(x, -m0)  # x + (-m0): the same values, an expression XLA does not merge with x - m0
+    suu = total(jnp.square(_wide(xb) + mb))
     if axis_name is not None:
         su, suu = lax.psum((su, suu), axis_name)
     c = _div_n(su, n)
     var = jnp.maximum(_div_n(suu, n) - c * c, 0.0)
-    return m0, u, c, var, n
+    return m0, c, var, n
+
+
+def _deviations(x, m0, c):
+    """``(x - m0) - c`` in float64, recomputed from fresh copies (see ``_fresh``)."""
+    xo, mo, co = _fresh(x, m0, c)
+    return (_wide(xo) - mo) - co
+
+
+def _scale_centred(d, var, eps):
+    """``d / sqrt(var + eps)`` for the batch statistics, where ``var >= 0`` (or NaN).
+
+    With ``eps > 0`` (a static Python float) the divisor is positive, so the
+    plain quotient is exact to one rounding and needs no select: an elementwise
+    select here would make XLA's CPU backend split the fusion and write the
+    float64 deviations out to memory, which costs 4x the whole op.  ``eps = 0``
+    takes ``_scale``.
+    """
+    if eps > 0:
+        return d / jnp.sqrt(var + eps)
+    return _scale(d, var, eps)
 
 
 def _scale(d, var, eps):
@@ -229,11 +295,22 @@ def _affine(y, w, b):
     return y + 0.0  # an exact zero is +0 (-0 + 0 = +0)
 
 
-def _in64(fn, out_dtypes, *arrays):
-    """Evaluate ``fn(*float64 arrays)`` with x64 on and round each output once."""
+def _in64(fn, out_dtypes, *arrays, once=True):
+    """Evaluate ``fn(*float64 arrays)`` with x64 on and round each output to its dtype.
+
+    ``once=True``: one rounding (``narrow``: round-to-odd through float32 for
+    bfloat16/float16).  ``once=False``: a plain conversion, which XLA's CPU
+    backend rounds through float32 for bfloat16/float16 (double rounding: the
+    result is the correctly rounded one unless the float32 value lands exactly
+    on a midpoint of the narrow format, about ``2**-16`` of outputs, and is
+    then within ``0.5 + 2**-17`` ulp).  The normalizations take ``once=False``:
+    the round-to-odd's integer operations make XLA split the fusion and write
+    the float64 result to memory, which made them 4x slower.
+    """
     with jax.enable_x64(True):
         outs = fn(*[_f64(a) for a in arrays])
-        return tuple(None if o is None else narrow(o, dt) for o, dt in zip(outs, out_dtypes))
+        return tuple(None if o is None else narrow(o, dt) if once else o.astype(dt)
+                     for o, dt in zip(outs, out_dtypes))
 
 
 # ---- softmax ---------------------------------------------------------------------
@@ -398,8 +475,10 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training
 
     def f(t, rm, rv, w, b):
         if training:
-            m0, u, c, var, n = _moments(t, axes, axis_name)
-            y = _scale(u - c, var, eps)
+            # as (rows, C): one reduction axis
+            x2 = x.reshape(-1, C)
+            m0, c, var, n = _moments(x2, (0,), axis_name)
+            y = _scale_centred(_deviations(x2, m0, c), var, eps).reshape(x.shape)
             if rm is None:
                 return _affine(y, w, b), None, None
             mean = (m0 + c).reshape(-1)
@@ -408,7 +487,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training
             return _affine(y, w, b), keep * rm + mom * mean, keep * rv + mom * unbiased
         return _affine(_scale(t - rm, rv, eps), w, b), None, None
 
-    y, new_rm, new_rv = _in64(f, (x.dtype,) + stat_dt, x, rm, rv, w, b)
+    y, new_rm, new_rv = _in64(f, (x.dtype,) + stat_dt, x, rm, rv, w, b, once=False)
     if not training:
         return y, rm, rv
     return y, new_rm, new_rv
@@ -416,16 +495,15 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training
 
 def _normalize(x, axes, w, b, eps, op, reshape=None):
     """Centre and scale ``x`` over ``axes`` (of ``x.reshape(reshape)`` when given)."""
-    _nonempty(x, math.prod(x.shape[a] for a in axes) if reshape is None else
-              math.prod(reshape[a] for a in axes), op)
+    xx = x if reshape is None else x.reshape(reshape)
+    _nonempty(x, math.prod(xx.shape[a] for a in axes), op)
 
     def f(t, w, b):
-        tt = t if reshape is None else t.reshape(reshape)
-        _, u, c, var, _ = _moments(tt, axes)
-        y = _scale(u - c, var, eps).reshape(t.shape)
+        m0, c, var, _ = _moments(xx, axes)
+        y = _scale_centred(_deviations(xx, m0, c), var, eps).reshape(x.shape)
         return (_affine(y, w, b),)
 
-    (y,) = _in64(f, (x.dtype,), x, w, b)
+    (y,) = _in64(f, (x.dtype,), x, w, b, once=False)
     return y
 
 
@@ -517,9 +595,9 @@ def _rms_norm(x, normalized_shape, weight, eps):
 
     def f(t, w):
         ms = jnp.mean(t * t, axis=axes, keepdims=True)
-        return (_affine(_scale(t, ms, eps), w, None),)
+        return (_affine(_scale_centred(t, ms, eps), w, None),)
 
-    (y,) = _in64(f, (x.dtype,), x, w)
+    (y,) = _in64(f, (x.dtype,), x, w, once=False)
     return y
 
 
