@@ -362,10 +362,76 @@ def _softmax64(t, axis, log, sticky):
     return jnp.where(nan_row, jnp.nan, out)
 
 
+def _softmax_fast(x, axis, log, out_dtype):
+    """softmax or log_softmax of a float32, bfloat16 or float16 ``x`` whose every
+    row has a finite maximum, in float64, rounded to ``out_dtype`` (float64 for
+    the derivative's ``p``).
+
+    The same values as ``_softmax64``, arranged for XLA's CPU backend: every
+    full-size expression is recomputed from its own copy of the input
+    (``_fresh``), so that no float64 intermediate is written to memory.
+
+    * ``s_j = x_j - M`` is exact in float64 for every entry that matters
+      (``M`` and ``x_j`` are float32 values; where the difference needs more
+      than 53 bits, ``|x_j| < 2**-29 |M|`` and its rounding error is below
+      ``2**-53 |s_j|``), so no TwoSum is needed.
+    * softmax: ``p_j = exp(s_j) * (1 / S)``: XLA's float64 exp (<= 1.3 ulp)
+      and two roundings, under ``2**-50`` relative before the one rounding to
+      float32 (``narrow`` for bfloat16/float16: one correct rounding).
+    * log_softmax: ``L = log1p(r)`` with ``r`` the sum without one maximum
+      (its ties add 1 each), and ``y_j = s_j - L'`` with
+      ``L' = max(L, 2**-52 |s_j|)``.  Raising ``L`` to ``2**-52 |s_j|`` (it can
+      only be smaller when ``r < 2**-52 |s_j|``) changes the value by less
+      than the rounding of the subtraction, and keeps the float64 difference
+      off ``s_j`` itself: an ``s_j`` that is a midpoint of the output format
+      (common in a wide row, where ``r`` underflows) then rounds down, as the
+      exact ``s_j - L`` does, without round-to-odd arithmetic on the
+      difference.  ``r`` sums ``exp(max(s_j, -700)) >= 1e-304`` over the finite
+      non-maxima, so ``L > 0`` exactly when one exists: the largest logit's
+      ``-L`` then rounds to ``-0`` (its exact value is negative), and a row
+      with one finite entry has ``L = 0`` and gives ``+0`` there.
+    """
+    f64 = jnp.float64
+    M = jnp.max(x, axis=axis, keepdims=True).astype(f64)
+    xa, ma = _fresh(x, M)
+    sa = _wide(xa) - ma
+    if not log:
+        S = jnp.sum(jnp.exp(sa), axis=axis, keepdims=True)
+        xb, mb, rb = _fresh(x, M, 1.0 / S)
+        p = jnp.exp(_wide(xb) - mb) * rb
+        return p if out_dtype == f64 else narrow(p, out_dtype)
+    # masks in arithmetic (an elementwise select or compare would split the fusion):
+    # |s| * 2**200 >= 2**51 for every nonzero s (a difference of float32 values is
+    # 0 or at least 2**-149), so min(|s| * 2**200, 1) is [s != 0]; 2**1000 / |s| is
+    # 0 only for s = -inf, so min(2**1000 / |s|, 1) is [s != -inf]
+    a = jnp.abs(sa)
+    not_top = jnp.minimum(a * 2.0 ** 200, 1.0)
+    rest = jnp.sum(jnp.exp(jnp.maximum(sa, -700.0)) * (not_top * jnp.minimum(2.0 ** 1000 / a, 1.0)),
+                   axis=axis, keepdims=True)
+    xc, mc = _fresh(x, M)
+    ties = jnp.sum(1.0 - jnp.minimum(jnp.abs(_wide(xc) - mc) * 2.0 ** 200, 1.0), axis=axis, keepdims=True)
+    L = jnp.log1p(rest + (ties - 1.0))
+    xb, mb, lb = _fresh(x, M, L)
+    sb = _wide(xb) - mb
+    y = sb - jnp.maximum(lb, jnp.abs(sb) * 2.0 ** -52)
+    return y if out_dtype == f64 else narrow(y, out_dtype)
+
+
+def _softmax_value(x, axis, log, out_dtype):
+    """The value of ``_softmax_op``: the fast float64 path for float32, bfloat16 and
+    float16 inputs when every row's maximum is finite (``lax.cond`` on the whole
+    array; the edge rows take ``_softmax64``), ``_softmax64`` otherwise."""
+    slow = lambda x: _in64(lambda t: (_softmax64(t, axis, log, out_dtype != jnp.float64),), (out_dtype,), x)[0]
+    if x.dtype == jnp.float64:
+        return slow(x)
+    with jax.enable_x64(True):
+        edge = ~jnp.all(jnp.isfinite(jnp.max(x, axis=axis)))
+        return lax.cond(edge, slow, lambda x: _softmax_fast(x, axis, log, out_dtype), x)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
 def _softmax_op(x, axis, log):
-    (y,) = _in64(lambda t: (_softmax64(t, axis, log, x.dtype != jnp.float64),), (x.dtype,), x)
-    return y
+    return _softmax_value(x, axis, log, x.dtype)
 
 
 @_softmax_op.defjvp
@@ -377,13 +443,12 @@ def _softmax_op_jvp(axis, log, primals, tangents):
     y = _softmax_op(x, axis, log)
     with jax.enable_x64(True):
         t = x.astype(jnp.float64)
-        p = _softmax64(t, axis, False, False)
+        p = _softmax_value(x, axis, False, jnp.float64)
         d = dx.astype(jnp.float64)
-        M = jnp.max(t, axis=axis, keepdims=True)
-        limit = jnp.isinf(M)
-        dot = jnp.sum(jnp.where(p > 0, p * d, 0.0), axis=axis, keepdims=True)
-        dy = d - dot if log else p * (d - dot)
-        dy = jnp.where(limit, 0.0, dy)
+        # 0 on the rows whose value is a limit: a row-wide factor, not an elementwise select
+        keep = jnp.where(jnp.isinf(jnp.max(t, axis=axis, keepdims=True)), 0.0, 1.0)
+        dot = jnp.sum(p * d, axis=axis, keepdims=True)
+        dy = (d - dot) * keep if log else p * ((d - dot) * keep)
         return y, dy.astype(x.dtype)
 
 

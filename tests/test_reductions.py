@@ -377,6 +377,38 @@ def test_softmax_edge_rows(impl_op, impl_capabilities):
     assert np.isfinite(np.asarray(g)).all(), f"non-finite gradient for rows with infinities: {g}"
 
 
+# rows with a finite maximum (the fast float64 path), built to hit its subtleties: a difference
+# ``x - max`` that is exactly a midpoint of the format while the rest of the row underflows
+# (the exact result lies just below it), a single finite entry (log_softmax exactly +0), ties,
+# a largest logit whose log_softmax is tiny, and entries far below the maximum
+_TRICKY = {
+    "float32": [[2.0 ** -15, -800.0, -np.inf], [3.0, -np.inf, -np.inf], [1.0, 1.0, -1.0], [0.0, -18.7, -30.0],
+                [10.5, 1e-4, -3.0], [100.0, -800.0, 99.0]],
+    "bfloat16": [[2.0, -1000.0, -np.inf], [0.5, -200.0], [3.0, -np.inf, -np.inf], [1.0, 1.0, -1.0], [0.0, -18.75, -30.0],
+                 [10.5, 0.0001, -3.0], [100.0, -800.0, 99.0]],
+    "float16": [[0.25, -1000.0, -np.inf], [3.0, -np.inf, -np.inf], [1.0, 1.0, -1.0], [0.0, -11.5, -30.0],
+                [10.5, 0.0001, -3.0], [100.0, -800.0, 99.0]],
+}
+
+
+@pytest.mark.parametrize("dtype", list(_TRICKY))
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_fast_path_rows(op, dtype, impl_op):
+    """Each row alone (so every row of the call has a finite maximum) is correctly rounded:
+    the value mpmath rounds, bit for bit, including the sign of zero."""
+    fn = impl_op(op)
+    fmt = FORMATS[dtype]
+    for i, row in enumerate(_TRICKY[dtype]):
+        x = np.asarray([row], dtype=RR.NP_DTYPES[dtype])
+        if i == 0:  # the midpoint row must be exact in the format
+            assert (x.astype(np.float64) == np.asarray([row])).all(), f"{row} is not exact in {dtype}"
+        want = np.asarray(getattr(RREF, op)(x, fmt)[0], np.float64)
+        got = np.asarray(fn(jnp.asarray(x)), np.float64)
+        same = (got == want) & (np.signbit(got) == np.signbit(want))
+        assert same.all(), (f"{op} {dtype} of the row {x[0].tolist()}: got {got[0].tolist()}, the correctly "
+                            f"rounded values are {want[0].tolist()}")
+
+
 def test_constant_and_tiny_batches(impl_ops):
     """Variance 0 gives exactly bias (never NaN, also with eps = 0); batch norm needs two values
     per channel in training, and takes a batch of one when H x W supplies them."""
