@@ -14,7 +14,9 @@ import pytest
 
 import impl
 
-pytestmark = pytest.mark.slow  # runs the whole tutorial; left out of --quick
+# runs the whole tutorial (left out of --quick); one xdist worker runs all of this module's
+# tests, so the tutorial's module fixture runs once, not once per worker (25 s each)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tutorial")]
 
 ROOT = Path(__file__).resolve().parent.parent
 
