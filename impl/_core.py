@@ -96,7 +96,10 @@ def narrow(y, dtype):
 @narrow.defjvp
 def _narrow_jvp(dtype, primals, tangents):
     (y,), (t,) = primals, tangents
-    return narrow(y, dtype), t.astype(dtype)
+    # the rule runs when JAX differentiates, outside the caller's enable_x64 block:
+    # without its own, the round-to-odd's float64 comparison would be truncated to float32
+    with jax.enable_x64(True):
+        return narrow(y, dtype), t.astype(dtype)
 
 
 def in_float64(formula, x, *args):

@@ -600,3 +600,23 @@ def test_sequential_splits_its_key_among_dropout_layers():
 
 
 # Bad input and its messages: tests/input_rules.py (one table, tests/test_input_rules.py).
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_dropout_value_under_grad_is_the_forward_value(dtype):
+    """The one-rounding rule's derivative runs when JAX differentiates, outside the op's
+    ``enable_x64`` block: the value it returns under ``jax.vjp`` must be the forward value
+    bit for bit (an earlier rule truncated its float64 comparison to float32 there), with no
+    dtype warning (the suite turns warnings into errors)."""
+    x = (jnp.linspace(-3.0, 3.0, 4096, dtype=jnp.float32) * 1.001).astype(dtype)
+    key = jax.random.key(3)
+    f = lambda t: F.dropout(t, 0.3, key)
+    y = np.asarray(f(x)).view(np.uint16)
+    y_vjp, pullback = jax.vjp(f, x)
+    assert np.array_equal(np.asarray(y_vjp).view(np.uint16), y), \
+        f"dropout {dtype}: the value under jax.vjp differs from the forward value"
+    (g,) = pullback(jnp.ones_like(y_vjp))
+    kept = y != 0
+    want = np.float32(1 / 0.7)
+    assert np.all(np.asarray(g, np.float32)[kept] == np.asarray(jnp.asarray(want).astype(dtype), np.float32)), \
+        f"dropout {dtype}: the gradient of a kept element is not 1/(1-p) rounded to {dtype}"
