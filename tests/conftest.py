@@ -55,6 +55,9 @@ def pytest_addoption(parser):
                 help="run only the tests that judge the implementation under test (those using impl_op, "
                      "impl_ops or impl_module); the project's own checks (references, golden store, tools, "
                      "layer classes) are deselected")
+    g.addoption("--no-jax-cache", action="store_true",
+                help="do not use JAX's persistent compilation cache in .jax_cache/ (every program is "
+                     "compiled afresh)")
     g.addoption("--quick", action="store_true",
                 help="edit-test profile (under a minute on 2 cores once JAX's compilation cache in "
                      ".jax_cache/ is warm): the first device only, float32 cases only, tests marked slow "
@@ -84,9 +87,11 @@ def pytest_configure(config):
         raise pytest.UsageError(str(e)) from None
     if config.getoption("--quick"):
         config._devices = config._devices[:1]
-        # JAX's persistent compilation cache (git-ignored .jax_cache/): most of a quick run is
-        # compilation, and an edit changes few of the compiled programs (measured: 91 s cold,
-        # 55 s warm on 2 cores).  JAX_COMPILATION_CACHE_DIR, when set, wins.
+    if not config.getoption("--no-jax-cache"):
+        # JAX's persistent compilation cache (git-ignored .jax_cache/): most of a run is
+        # compilation, and an edit changes few of the compiled programs (quick profile: 91 s
+        # cold, 47-55 s warm on 2 cores; full run: docs/performance.md).  Programs compiled by
+        # one xdist worker are found by the other.  JAX_COMPILATION_CACHE_DIR, when set, wins.
         if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
             jax.config.update("jax_compilation_cache_dir",
                               os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".jax_cache"))
