@@ -64,10 +64,11 @@ midpoint, minus a tiny ``log1p r``, is still rounded once and correctly (a
 ``log1p r`` that underflows in float64 counts as "just below").
 
 Derivatives: the normalization ops are differentiated through their float64
-formulas (``narrow`` passes the tangent through); softmax and log_softmax
-carry a custom JVP, ``p (dx - <p, dx>)`` and ``dx - <p, dx>`` with ``p`` in
-float64, and derivative 0 on rows whose value is a limit (``+inf`` entries,
-all ``-inf``).
+formulas (the final conversion passes the tangent through); softmax and
+log_softmax carry a custom JVP, ``p (dx - <p, dx>)`` and ``dx - <p, dx>`` with
+``p`` in float64, and derivative 0 on rows whose value is a limit (``+inf``
+entries, all ``-inf``); a non-finite tangent where ``p = 0`` gives NaN, as
+plain automatic differentiation does.
 
 Edge rows (NaN only from NaN input):
 
