@@ -409,6 +409,20 @@ def test_softmax_fast_path_rows(op, dtype, impl_op):
                             f"rounded values are {want[0].tolist()}")
 
 
+@pytest.mark.jax_transforms
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_vmap_mixes_fast_and_edge_rows(op, impl_op):
+    """Under ``vmap`` the whole-array choice between the fast path and the edge-row path is
+    made per row (``lax.cond`` becomes a select): the same bits as the batched call."""
+    fn = impl_op(op)
+    x = jnp.asarray([[1.0, 2.0, 3.0], [0.0, -np.inf, 1.0], [np.inf, 1.0, 2.0], [5.0, -1e4, 2.0],
+                     [-np.inf, -np.inf, -np.inf], [np.nan, 0.0, 1.0]], jnp.float32)
+    want = np.asarray(fn(x))
+    for name, got in (("vmap", jax.vmap(fn)(x)), ("jit(vmap)", jax.jit(jax.vmap(fn))(x))):
+        assert _same(want, np.asarray(got)), f"{op} under {name}: {np.asarray(got)} where the batched call " \
+                                             f"gives {want}"
+
+
 def test_constant_and_tiny_batches(impl_ops):
     """Variance 0 gives exactly bias (never NaN, also with eps = 0); batch norm needs two values
     per channel in training, and takes a batch of one when H x W supplies them."""
