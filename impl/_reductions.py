@@ -17,8 +17,8 @@ The mean is subtracted by the *corrected two-pass* algorithm:
    c = \sum u_i / n,\quad d_i = u_i - c,\quad
    \sigma^2 = \sum u_i^2 / n - c^2 .
 
-(for inputs narrower than float64, ``m_0`` is the float32 mean: see
-``_moments``).  ``m_0 + c`` is the mean as an unevaluated double-float64 sum, so ``d_i`` is the
+(for inputs narrower than float64, ``m_0`` is the float32 mean, a float32
+value, except in a sharded batch_norm: see ``_moments``).  ``m_0 + c`` is the mean as an unevaluated double-float64 sum, so ``d_i`` is the
 deviation from the exact mean with an error of a few float64 ulps *of d_i*,
 whatever the offset: the error does not grow with ``|mean| / std``
 (``E[x^2] - E[x]^2`` loses ``2 log2(|mean|/std)`` bits, a float32 two-pass
@@ -226,8 +226,9 @@ def _moments(x, axes, axis_name=None):
     one close to the mean keeps ``c * c`` from cancelling ``sum(u * u) / n``.
     The float32 sum (of terms scaled by ``2**-k >= 1/n``, so it cannot
     overflow) is within ``n 2**-24 sum |x|`` of the exact one, so ``|c| / sigma``
-    stays below about ``n 2**-24 (1 + |mean| / sigma)``, and ``u = x - m0`` is
-    exact in float64 for every element that matters.  The float32 pass costs
+    stays below about ``n 2**-24 (1 + |mean| / sigma)``.  ``m0`` is a float32
+    value, so ``u = x - m0`` (two float32 values) is exact in float64 unless
+    ``|x|`` and ``|m0|`` are more than ``2**29`` apart.  The float32 pass costs
     a quarter of a float64 one.
 
     Each statistic is a separate single-output sum of an expression of the
@@ -239,7 +240,7 @@ def _moments(x, axes, axis_name=None):
     if x.dtype != jnp.float64 and axis_name is None:
         k = max(n - 1, 1).bit_length()
         s0 = total(x.astype(jnp.float32) * jnp.float32(2.0 ** -k))
-        m0 = s0.astype(jnp.float64) * (2.0 ** k / n)
+        m0 = (s0 * jnp.float32(2.0 ** k / n)).astype(jnp.float64)  # a float32 value: x - m0 is exact
     else:
         s1 = total(_wide(x))
         if axis_name is not None:
