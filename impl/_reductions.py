@@ -304,8 +304,9 @@ def _in64(fn, out_dtypes, *arrays, once=True):
     bfloat16/float16).  ``once=False``: a plain conversion, which XLA's CPU
     backend rounds through float32 for bfloat16/float16 (double rounding: the
     result is the correctly rounded one unless the float32 value lands exactly
-    on a midpoint of the narrow format, about ``2**-16`` of outputs, and is
-    then within ``0.5 + 2**-17`` ulp).  The normalizations take ``once=False``:
+    on a midpoint of the narrow format, about ``2**-16`` of bfloat16 and
+    ``2**-13`` of float16 outputs, and is then within ``0.5 + 2**-17`` and
+    ``0.5 + 2**-14`` ulp: half a float32 ulp in units of the narrow one).  The normalizations take ``once=False``:
     the round-to-odd's integer operations make XLA split the fusion and write
     the float64 result to memory, which made them 4x slower.
     """

@@ -30,8 +30,9 @@ Budgets (targets, never widened to make a test pass; a miss is recorded as
   correctly rounded).  The float64 result is converted through float32 (a
   double rounding, chosen for speed: ``impl._reductions._in64``), which is
   the correct rounding unless the float32 value lands exactly on a midpoint
-  of the narrow format (about ``2**-16`` of outputs) and is otherwise within
-  ``0.5 + 2**-17`` ulp.
+  of the narrow format (about ``2**-16`` of bfloat16 and ``2**-13`` of float16
+  outputs) and is then within ``0.5 + 2**-17`` (bfloat16) or ``0.5 + 2**-14``
+  (float16) ulp: half a float32 ulp in units of the narrow format's.
 * Normalization, float64: abs ``<= 16``; output ulps reported, not budgeted
   (``max_ulp = inf``).  The mean correction ``c`` carries an absolute error
   of about ``(log2 n) u sigma``, so outputs near 0 have a large *relative*
@@ -96,7 +97,8 @@ class ReductionBudget(Budget):
 _WHY_N32 = ("target |y-exact| <= 4 ulp(1.0), <= 1 ulp, >= 99.9% CR: corrected two-pass in float64 is good to "
             "(n + 6)u relative at any offset (< 2**-40 for n <= 4096), then one rounding")
 _WHY_N16 = ("target <= 1 ulp, >= 99.9% CR, <= 4 ulp(1.0): float64 statistics, rounded through float32 (double "
-            "rounding: wrong only on a float32 value that is a midpoint, ~2**-16 of outputs, then <= 0.5 + 2**-17 ulp)")
+            "rounding: wrong only on a float32 value that is a midpoint, ~2**-16 of bfloat16 / 2**-13 of float16 "
+            "outputs, then <= 0.5 + 2**-17 / 0.5 + 2**-14 ulp)")
 _WHY_N64 = ("<= 16 ulp(1.0) absolute: mean correction (log2 n + 1)u * 2 sigma, scaling (log2 n / 2 + 4)u |y|, "
             "tree sums' errors ~sqrt(log2 n); output ulps not budgeted (near-zero outputs carry the mean's "
             "absolute error)")
