@@ -19,6 +19,7 @@ unless XLA_FLAGS already sets a count, so multi-device paths run everywhere.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import importlib
 import json
@@ -41,6 +42,7 @@ from tools import reporting  # noqa: E402
 from tools import target as _target  # noqa: E402
 
 DEFAULT_IMPL = "impl.functional"
+RUN_ID_ENV = "CONFORMANCE_RUN_ID"
 
 
 def pytest_addoption(parser):
@@ -74,6 +76,7 @@ def pytest_configure(config):
                    "impl.functional or declares CONFORMANCE_VARIANT_OF = 'impl.functional'; other "
                    "implementations must meet the budget")
     config._conformance_rows = []
+    config._run_started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     config._x64_at_start = bool(jax.config.jax_enable_x64)
     config._impl_name = config.getoption("--impl")
     try:
@@ -259,6 +262,10 @@ def _header(config):
 
     h = {
         "implementation": config._impl_name,
+        # which run wrote this report: tools.report passes its own id and checks it on the way back,
+        # so a report left by an earlier run is never published as this run's
+        "run id": os.environ.get(RUN_ID_ENV) or config._run_started,
+        "generated": config._run_started,
     }
     if _target.peer(config._impl):
         h["peer"] = _target.peer(config._impl)

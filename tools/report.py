@@ -22,15 +22,25 @@ comparison of all the implementations run (``tools.leaderboard``):
 ``DIR/leaderboard.md``, ``DIR/leaderboard.json`` and bar charts
 ``DIR/leaderboard-<family>-<dtype>.png``.
 
-Exit status: 0 when every suite passed, else the first non-zero pytest status
-(the report is written either way).
+Each run has an id (printed, and in every report header as ``run id``); pytest
+writes into ``DIR/.run-<id>/`` and the report is published (folders and files
+moved into place by rename) only when every suite ran (pytest exit status 0 or
+1) and wrote a report carrying this run's id.  When pytest fails before running
+tests (usage error, collection error, an ``--impl`` that cannot be imported),
+the job says so in one line, exits non-zero and leaves the previous report in
+``DIR`` untouched.
+
+Exit status: 0 when every suite passed, else the first non-zero pytest status.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -46,16 +56,49 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
 
 
-def run_suite(impl: str, out: Path, extra: list[str]) -> tuple[int, float]:
+REPO = Path(__file__).resolve().parent.parent
+
+# pytest's exit statuses after which its report rows are a real run's: 0 (all passed), 1 (some
+# tests failed).  Everything else (2 interrupted or collection errors, 3 internal error, 4 usage
+# error, 5 no tests collected) means the suite did not run, and nothing of it is published.
+RAN = (0, 1)
+_PYTEST_STATUS = {2: "interrupted or collection errors", 3: "internal error", 4: "usage error",
+                  5: "no tests collected"}
+
+
+def run_suite(impl: str, out: Path, extra: list[str], run_id: str) -> tuple[int, float]:
+    """Run the suite for ``impl`` with its report written to ``out``; ``(exit status, seconds)``.
+
+    Every option goes to pytest as ONE token (``--report-dir=DIR``): as two tokens, an existing
+    ``DIR`` is taken for a test path, pytest's rootdir moves there and ``tests/conftest.py``,
+    which defines the options, is never loaded.  pytest runs in the repository root with
+    ``--rootdir`` set, so the run is the same from any working directory."""
     # the project's own checks (references, golden store, tools) do not depend on the implementation
     # under test: they run once, with impl.functional, not again for every other implementation
     only = [] if impl == "impl.functional" else ["--impl-tests-only"]
     cmd = [sys.executable, "-m", "pytest", "-n", "auto", "-q", "-p", "no:cacheprovider",
-           "--impl", impl, "--report-dir", str(out)] + only + extra
+           f"--rootdir={REPO}", f"--impl={impl}", f"--report-dir={out}"] + only + extra
     print(f"$ {' '.join(cmd)}", flush=True)
+    env = dict(os.environ, CONFORMANCE_RUN_ID=run_id)
     t = time.perf_counter()
-    rc = subprocess.call(cmd, cwd=Path(__file__).resolve().parent.parent)
+    rc = subprocess.call(cmd, cwd=REPO, env=env)
     return rc, time.perf_counter() - t
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never a part."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _read_fresh(report: Path, run_id: str):
+    """The report written by THIS run (its header carries ``run_id``), else None."""
+    try:
+        data = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if data.get("header", {}).get("run id") == run_id else None
 
 
 def main(argv=None) -> int:
@@ -72,33 +115,42 @@ def main(argv=None) -> int:
     impls = impls or ["impl.functional"]
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    status, sections = 0, []
+    run_id = f"{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%S}Z-{secrets.token_hex(4)}"
+    staged = out / f".run-{run_id}"
+    print(f"run {run_id}", flush=True)
+    status, sections, failed = 0, [], []
     for impl in impls:
-        d = out / _slug(impl)
-        rc, secs = run_suite(impl, d, args.pytest_args)
+        d = staged / _slug(impl)
+        rc, secs = run_suite(impl, d, args.pytest_args, run_id)
         status = status or rc
-        report = d / "report.json"
-        if not report.exists():
-            print(f"no report from the run of {impl} (pytest exit status {rc})", file=sys.stderr)
+        data = _read_fresh(d / "report.json", run_id) if rc in RAN else None
+        if data is None:
+            why = _PYTEST_STATUS.get(rc, "no report from this run") if rc not in RAN else "no report from this run"
+            failed.append(f"{impl}: pytest exit status {rc} ({why})")
             continue
-        data = json.loads(report.read_text())
-        data["header"]["suite wall time"] = f"{secs:.1f} s (pytest -n auto, exit status {rc})"
+        data["header"]["suite wall time"] = f"{secs:.1f} s"
+        data["header"]["pytest exit status"] = rc
         sections.append((impl, data, rc, secs))
+    if failed:
+        shutil.rmtree(staged, ignore_errors=True)
+        for f in failed:
+            print(f"tools.report: the suite did not run for {f}; the previous report in {out} is left "
+                  "as it was (nothing published)", file=sys.stderr)
+        return status or 2
     from tools import leaderboard, reporting
 
     md = []
     for impl, data, _, _ in sections:
         lines = [f"{k}: {v}" for k, v in data["header"].items()]
         md.append(reporting.render_markdown(data["rows"], lines).replace(
-            "# Conformance tolerance report", f"# Conformance tolerance report: `{impl}`"))
-    (out / "report.md").write_text("\n".join(md))
-    (out / "report.json").write_text(json.dumps({impl: data for impl, data, _, _ in sections}, indent=1) + "\n")
-    print(f"report written to {out / 'report.md'} and {out / 'report.json'}")
-    board = leaderboard.write(out, [{"impl": impl, "header": data["header"], "rows": data["rows"], "exit_status": rc,
-                                     "wall_s": secs} for impl, data, rc, secs in sections],
+            "# Conformance tolerance report", f"# Conformance tolerance report: `{impl}`", 1))
+    _write_atomic(staged / "report.md", "\n".join(md))
+    _write_atomic(staged / "report.json",
+                  json.dumps({impl: data for impl, data, _, _ in sections}, indent=1) + "\n")
+    board = leaderboard.write(staged, [{"impl": impl, "header": data["header"], "rows": data["rows"],
+                                        "exit_status": rc, "wall_s": secs} for impl, data, rc, secs in sections],
                               plots=not args.no_plots)
-    print(f"leaderboard written to {out / 'leaderboard.md'} and {out / 'leaderboard.json'}")
-    print(leaderboard.render_summary(board))
+    plot_dirs = []
     if not args.no_plots:
         try:
             from tools import plots
@@ -106,9 +158,33 @@ def main(argv=None) -> int:
             print(f"plots skipped: {e} (pip install matplotlib)")
         else:
             for impl in impls:
-                paths = plots.plot_all(impl, out / "plots" / _slug(impl))
-                print(f"{len(paths)} plots written to {out / 'plots' / _slug(impl)}")
+                paths = plots.plot_all(impl, staged / "plots" / _slug(impl))
+                plot_dirs.append(_slug(impl))
+                print(f"{len(paths)} plots written for {impl}")
+    # publish: per-implementation folders and plots first, the summary files last, each by rename
+    for impl in impls:
+        _publish_one(staged / _slug(impl), out / _slug(impl))
+    for name in plot_dirs:
+        (out / "plots").mkdir(exist_ok=True)
+        _publish_one(staged / "plots" / name, out / "plots" / name)
+    for f in sorted(staged.glob("leaderboard*")) + [staged / "report.json", staged / "report.md"]:
+        os.replace(f, out / f.name)
+    shutil.rmtree(staged, ignore_errors=True)
+    print(f"report written to {out / 'report.md'} and {out / 'report.json'} (run {run_id})")
+    print(f"leaderboard written to {out / 'leaderboard.md'} and {out / 'leaderboard.json'}")
+    print(leaderboard.render_summary(board))
     return status
+
+
+def _publish_one(src: Path, dst: Path) -> None:
+    """Put the folder ``src`` in place of ``dst``; the old ``dst`` is removed only once ``src`` is in."""
+    if not src.exists():
+        return
+    old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 if __name__ == "__main__":

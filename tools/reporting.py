@@ -25,6 +25,7 @@ text and their headroom is ``max_bound_fraction / bound_fraction``.
 from __future__ import annotations
 
 import json
+import os
 import math
 from pathlib import Path
 
@@ -235,7 +236,10 @@ def write_report(directory, rows, header: dict):
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     lines = [f"{k}: {v}" for k, v in header.items()]
-    (d / "report.json").write_text(json.dumps({"header": header, "rows": sort_rows(rows)}, indent=1,
-                                              sort_keys=True, default=float) + "\n")
-    (d / "report.md").write_text(render_markdown(rows, lines))
+    for name, text in (("report.json", json.dumps({"header": header, "rows": sort_rows(rows)}, indent=1,
+                                                  sort_keys=True, default=float) + "\n"),
+                       ("report.md", render_markdown(rows, lines))):
+        tmp = d / f".{name}.{os.getpid()}.tmp"  # a reader sees the old file or the new one, never a part
+        tmp.write_text(text)
+        os.replace(tmp, d / name)
     return d / "report.json", d / "report.md"

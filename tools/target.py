@@ -47,6 +47,9 @@ def load(spec: str):
     except ImportError as e:
         raise ValueError(f"--impl {spec}: cannot import {mod_name!r} ({e}); pass an importable module "
                          "(is the package installed, is the repository root on sys.path?)") from None
+    except Exception as e:  # the module exists but raised while being imported
+        raise ValueError(f"--impl {spec}: importing {mod_name!r} raised {type(e).__name__}: {e}; "
+                         "fix the module (or pass another one)") from None
     if attr:
         for part in attr.split("."):
             if not part.isidentifier():
