@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from fractions import Fraction
 
 import mpmath
 
 __all__ = [
-    "Format", "FORMATS", "to_mpf", "dyadic_to_mpf", "round_to_format", "ulp_exponent",
-    "quantize_residual", "RESIDUAL_SCALE",
+    "Format", "FORMATS", "to_mpf", "to_fraction", "dyadic_to_mpf", "round_to_format", "round_fraction",
+    "ulp_exponent", "quantize_residual", "RESIDUAL_SCALE",
 ]
 
 # Residuals are stored as int16 multiples of 2**-14 ulp: |residual| <= 0.5 ulp
@@ -86,6 +87,19 @@ def to_mpf(x) -> mpmath.mpf:
     return mpmath.mpf(xf)
 
 
+def to_fraction(x) -> Fraction:
+    """Exact ``Fraction`` of a finite binary float or ``mpf`` (both are dyadic rationals), for
+    references whose result is a rational function of the input: they compute it exactly and
+    ``round_fraction`` rounds it once, with no precision to choose."""
+    if isinstance(x, mpmath.mpf):
+        sign, man, exp, _ = x._mpf_
+        if man == 0 and x != 0:
+            raise ValueError(f"to_fraction needs a finite value, got {x}")
+        v = Fraction(int(man)) * (Fraction(2) ** int(exp))
+        return -v if sign else v
+    return Fraction(float(x))
+
+
 def dyadic_to_mpf(man: int, exp: int) -> mpmath.mpf:
     """Exact ``mpf`` of ``man * 2**exp`` (Python ints of any size): no rounding to the
     context precision, so exact sums of products can be rounded once by
@@ -139,3 +153,35 @@ def round_to_format(v: mpmath.mpf, fmt: Format) -> tuple[float, float]:
         return (-math.inf if sign else math.inf), math.nan
     rounded = math.ldexp(n, q)
     return (-rounded if sign else rounded), residual
+
+
+def round_fraction(v: Fraction, fmt: Format) -> tuple[float, float]:
+    """Round the rational ``v`` to ``fmt`` (nearest, ties to even), exactly.
+
+    Same contract as ``_convert.round_to_format``: ``(rounded, residual)`` with
+    ``residual = (v - rounded) / ulp(v)``; ``±inf`` (residual nan) on overflow.
+    """
+    v = Fraction(v)
+    num, den = v.numerator, v.denominator
+    if num == 0:
+        return 0.0, 0.0
+    sign = num < 0
+    num = abs(num)
+    e = num.bit_length() - den.bit_length()  # floor(log2 v) is e or e - 1
+    if (num << max(0, -e)) < (den << max(0, e)):
+        e -= 1
+    if e > fmt.emax:
+        return (-math.inf if sign else math.inf), math.nan
+    q = ulp_exponent(e, fmt)
+    a, b = (num << -q, den) if q < 0 else (num, den << q)  # v / 2**q = a / b
+    n, rem = divmod(a, b)
+    if 2 * rem > b or (2 * rem == b and n & 1):
+        n += 1
+        rem -= b
+    residual = Fraction(rem, b)
+    limit = (1 << fmt.p) - 1
+    if q > fmt.emax - fmt.p + 1 or (q == fmt.emax - fmt.p + 1 and n > limit):
+        return (-math.inf if sign else math.inf), math.nan
+    rounded = math.ldexp(n, q)
+    r = float(residual)
+    return (-rounded if sign else rounded), (-r if sign else r)

@@ -5,8 +5,10 @@ format embeds in binary64) and its parameters as Python floats, whose exact
 binary64 values are used (``negative_slope=0.01`` means
 0.01000000000000000020816681711721685..., not the decimal 1/100).  Specials
 (nan, ±inf, signed zeros) are answered as Python floats by the rules written in
-each docstring; everything else returns an ``mpf`` computed in the caller's
-mpmath context (see ``_ziv.correctly_rounded``).  Formulas avoid cancellation so
+each docstring; a rational result (leaky_relu, selu for x > 0, hard_sigmoid,
+hard_swish, softsign) is returned exactly as a ``fractions.Fraction``;
+everything else returns an ``mpf`` computed in the caller's mpmath context (see
+``_ziv.correctly_rounded``).  Formulas avoid cancellation so
 the context precision bounds the relative error.
 
 Sign-of-zero conventions (they are the IEEE results of the defining formula):
@@ -24,7 +26,7 @@ import math
 import mpmath
 from mpmath import mpf
 
-from ._convert import to_mpf
+from ._convert import to_fraction, to_mpf
 
 __all__ = [
     "relu", "relu6", "leaky_relu", "elu", "celu", "selu", "gelu", "silu", "mish",
@@ -59,13 +61,16 @@ def leaky_relu(x: float, negative_slope: float = 0.01):
         return x
     if math.isinf(x) or negative_slope == 0:
         return math.copysign(math.inf if negative_slope else 0.0, -negative_slope)
-    return to_mpf(negative_slope) * to_mpf(x)
+    return to_fraction(negative_slope) * to_fraction(x)  # exact: rounded once, ties included
 
 
 def elu(x: float, alpha: float = 1.0):
-    """``x`` for x > 0, ``alpha * expm1(x)`` for x <= 0; -0 -> -0; -inf -> -alpha."""
+    """``x`` for x > 0, ``alpha * expm1(x)`` for x <= 0; -0 -> -0; -inf -> -alpha.
+    With ``alpha = 0`` every x < 0 gives -0 (the IEEE product ``+0 * expm1(x)``, expm1(x) < 0)."""
     if math.isnan(x) or x > 0 or x == 0:
         return x
+    if alpha == 0:
+        return math.copysign(0.0, -alpha)
     if math.isinf(x):
         return -to_mpf(alpha)
     return to_mpf(alpha) * mpmath.expm1(to_mpf(x))
@@ -87,10 +92,9 @@ def selu(x: float):
         return x
     if math.isinf(x):
         return x if x > 0 else -(to_mpf(SELU_SCALE) * to_mpf(SELU_ALPHA))
-    s = to_mpf(SELU_SCALE)
     if x > 0:
-        return s * to_mpf(x)
-    return s * to_mpf(SELU_ALPHA) * mpmath.expm1(to_mpf(x))
+        return to_fraction(SELU_SCALE) * to_fraction(x)  # exact product, rounded once
+    return to_mpf(SELU_SCALE) * to_mpf(SELU_ALPHA) * mpmath.expm1(to_mpf(x))
 
 
 def gelu(x: float, approximate: bool = False):
@@ -188,7 +192,7 @@ def hard_sigmoid(x: float):
         return 0.0
     if x >= 3:
         return 1.0
-    return (to_mpf(x) + 3) / 6
+    return (to_fraction(x) + 3) / 6  # exact rational: (3 * 2**-24 + 3) / 6 is a float32 midpoint
 
 
 def hard_swish(x: float):
@@ -200,8 +204,8 @@ def hard_swish(x: float):
         return -0.0
     if x >= 3 or x == 0:
         return x
-    X = to_mpf(x)
-    return X * (X + 3) / 6
+    X = to_fraction(x)
+    return X * (X + 3) / 6  # exact rational (at x = 5 * 2**-1074: 2.5 ulp + x**2/6, just above the tie)
 
 
 def softsign(x: float):
@@ -210,5 +214,5 @@ def softsign(x: float):
         return x
     if math.isinf(x):
         return math.copysign(1.0, x)
-    X = to_mpf(x)
-    return X / (1 + abs(X))
+    X = to_fraction(x)
+    return X / (1 + abs(X))  # exact rational

@@ -41,11 +41,12 @@ Conventions (docs/conventions.md; they are the implementation's, see
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import mpmath
 from mpmath import mpf
 
-from ._convert import to_mpf
+from ._convert import to_fraction, to_mpf
 from .activations import GELU_TANH_COEFF, SELU_ALPHA, SELU_SCALE
 
 __all__ = ["FIRST", "SECOND", "central_difference", "numerical", "Numerical"]
@@ -111,7 +112,7 @@ def d_leaky_relu(x: float, negative_slope: float = 0.01):
         return math.nan
     if x > 0:
         return 1.0
-    return to_mpf(negative_slope) if negative_slope != 0 else 0.0
+    return to_fraction(negative_slope) if negative_slope != 0 else 0.0
 
 
 def d_elu(x: float, alpha: float = 1.0):
@@ -141,7 +142,7 @@ def d_selu(x: float):
     if math.isnan(x):
         return math.nan
     if x > 0:
-        return to_mpf(SELU_SCALE)
+        return to_fraction(SELU_SCALE)
     if math.isinf(x):
         return 0.0
     return to_mpf(SELU_SCALE) * to_mpf(SELU_ALPHA) * mpmath.exp(to_mpf(x))
@@ -264,7 +265,7 @@ def d_hard_sigmoid(x: float):
     if math.isnan(x):
         return math.nan
     if -3 < x < 3:
-        return mpf(1) / 6
+        return Fraction(1, 6)
     return 0.0
 
 
@@ -276,8 +277,7 @@ def d_hard_swish(x: float):
         return 0.0
     if x >= 3:
         return 1.0
-    X = to_mpf(x)
-    return (2 * X + 3) / 6
+    return (2 * to_fraction(x) + 3) / 6  # exact: at x = 3 * 2**-12 it is a float16 midpoint
 
 
 def d_softsign(x: float):
@@ -286,7 +286,7 @@ def d_softsign(x: float):
         return math.nan
     if math.isinf(x):
         return 0.0
-    return 1 / (1 + abs(to_mpf(x))) ** 2
+    return 1 / (1 + abs(to_fraction(x))) ** 2  # exact rational
 
 
 # ---- second derivatives ---------------------------------------------------------
@@ -413,8 +413,8 @@ def d2_softsign(x: float):
         return math.nan
     if math.isinf(x) or x == 0:
         return math.copysign(0.0, -x)
-    X = to_mpf(x)
-    return -2 * mpmath.sign(X) / (1 + abs(X)) ** 3
+    X = to_fraction(x)
+    return (-2 if x > 0 else 2) / (1 + abs(X)) ** 3  # exact rational
 
 
 FIRST = {

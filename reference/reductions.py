@@ -72,7 +72,7 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 
-from ._convert import FORMATS, Format, quantize_residual, round_to_format, ulp_exponent
+from ._convert import FORMATS, Format, quantize_residual, round_fraction, round_to_format, ulp_exponent
 
 __all__ = [
     "round_fraction", "softmax", "log_softmax", "layer_norm", "group_norm", "instance_norm",
@@ -84,38 +84,6 @@ _MAX_PREC = 1 << 14
 
 
 # ---- exact rounding of rationals ----------------------------------------------------
-
-def round_fraction(v: Fraction, fmt: Format) -> tuple[float, float]:
-    """Round the rational ``v`` to ``fmt`` (nearest, ties to even), exactly.
-
-    Same contract as ``_convert.round_to_format``: ``(rounded, residual)`` with
-    ``residual = (v - rounded) / ulp(v)``; ``±inf`` (residual nan) on overflow.
-    """
-    v = Fraction(v)
-    num, den = v.numerator, v.denominator
-    if num == 0:
-        return 0.0, 0.0
-    sign = num < 0
-    num = abs(num)
-    e = num.bit_length() - den.bit_length()  # floor(log2 v) is e or e - 1
-    if (num << max(0, -e)) < (den << max(0, e)):
-        e -= 1
-    if e > fmt.emax:
-        return (-math.inf if sign else math.inf), math.nan
-    q = ulp_exponent(e, fmt)
-    a, b = (num << -q, den) if q < 0 else (num, den << q)  # v / 2**q = a / b
-    n, rem = divmod(a, b)
-    if 2 * rem > b or (2 * rem == b and n & 1):
-        n += 1
-        rem -= b
-    residual = Fraction(rem, b)
-    limit = (1 << fmt.p) - 1
-    if q > fmt.emax - fmt.p + 1 or (q == fmt.emax - fmt.p + 1 and n > limit):
-        return (-math.inf if sign else math.inf), math.nan
-    rounded = math.ldexp(n, q)
-    r = float(residual)
-    return (-rounded if sign else rounded), (-r if sign else r)
-
 
 def _exact_float(v: float, fmt: Format):
     """A float input (bias, 1/k) rounded to ``fmt`` exactly."""
