@@ -1,24 +1,34 @@
-"""Speed of the vetted layers against jax.nn, flax.nnx and equinox on the same inputs.
+"""Speed of the vetted layers against jax.nn, flax.nnx and equinox on the same inputs,
+at several sizes, forward and gradient, alone and fused after a matmul.
 
 Usage::
 
-    python -m benchmarks.layers                       # full table, float32 and bfloat16
+    python -m benchmarks.layers                       # full matrix, float32 and bfloat16
     python -m benchmarks.layers --only gelu,layer_norm --dtypes float32 --repeats 30
+    python -m benchmarks.layers --sizes 18,22 --modes forward,grad
     python -m benchmarks.layers --json out.json       # also write JSON
     python -m benchmarks.layers --baseline old.json   # show the change against a saved run
 
-Method: every implementation of one op is jitted and compiled first, then all
-of them are timed interleaved (one call each, round robin) ``--repeats`` times
-on the same device-resident input, each call followed by
-``block_until_ready``; the table gives the median.  Ratio = vetted time /
-fastest peer's time (<= 1.25 is the target).  For memory-bound ops the
-achieved bandwidth (bytes read + written per second) is given as a fraction
-of a measured copy (``x + 0`` in the same dtype, same bytes) on the same device.
+Method: for each (op, dtype, size, mode) every implementation is jitted and
+compiled first, then all of them are timed interleaved (one call each, round
+robin) ``--repeats`` times on the same device-resident input, each call
+followed by ``block_until_ready``; the table gives the median.  Ratio =
+vetted time / fastest peer's time.  The summary gives each op's WORST ratio
+over sizes and modes: a single large size hides the compute cost behind page
+faults and memory bandwidth, a small one behind dispatch.
 
-Shapes (from the project's performance issue): elementwise on 2**24
-elements; softmax (4096, 1000); layer_norm and rms_norm (4096, 1024);
-batch_norm and group_norm (64, 32, 32, 64) NHWC.  Peers that are not
-installed, and ops the vetted package does not have yet, are left out.
+Sizes (``--sizes``, log2 of the element count; default 14, 18, 22, 24):
+elementwise ops on a flat array of ``2**k`` elements; softmax, layer_norm and
+rms_norm on ``(2**k / 1024, 1024)`` rows; batch_norm and group_norm on NHWC
+``(2**k / 4096, 8, 8, 64)``.  Modes (``--modes``):
+
+* ``forward``: ``f(x)``;
+* ``grad``: ``jax.grad(lambda x: f(x).sum())``, the backward pass training runs;
+* ``fused`` (elementwise only): ``f(a @ w)`` in one jit, ``a`` of shape
+  ``(2**k / 256, 256)`` and ``w`` ``(256, 256)``: the activation where a model
+  applies it, after a matmul whose output XLA may fuse it into.
+
+Peers that are not installed are left out.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 
 import jax
@@ -37,7 +48,6 @@ import impl.functional as F
 
 ELEMENTWISE = ["relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "softplus",
                "log_sigmoid", "mish", "selu", "hard_swish", "softsign"]
-MEMORY_BOUND = {"relu", "leaky_relu", "layer_norm", "rms_norm", "batch_norm", "group_norm", "softmax"}
 
 
 def _peers_elementwise(name):
@@ -80,6 +90,9 @@ def _norm_entries():
     if hasattr(F, "softmax"):
         out.append(("softmax", (4096, 1000), lambda x: F.softmax(x, axis=-1),
                     [("jax.nn", lambda x: jax.nn.softmax(x, axis=-1))]))
+    if hasattr(F, "log_softmax"):
+        out.append(("log_softmax", (4096, 1000), lambda x: F.log_softmax(x, axis=-1),
+                    [("jax.nn", lambda x: jax.nn.log_softmax(x, axis=-1))]))
     if hasattr(F, "layer_norm"):
         peers = [("jax.nn.standardize", lambda x: jax.nn.standardize(x, axis=-1, epsilon=1e-5))]
         try:
@@ -144,10 +157,6 @@ def median_times(calls, repeats):
     return [statistics.median(t) for t in times]
 
 
-def _time_interleaved(fns, x, repeats):
-    return median_times([lambda f=jax.jit(f): f(x) for f in fns], repeats)
-
-
 def _input(shape, dtype, stream=1):
     from tools.inputs import uniform
 
@@ -156,70 +165,145 @@ def _input(shape, dtype, stream=1):
     return jax.device_put(jnp.asarray(v, dtype=dtype))
 
 
-def run(only=None, dtypes=("float32", "bfloat16"), repeats=20):
+def _shape(name, k):
+    """The input shape of ``name`` at ``2**k`` elements (see module docstring)."""
+    n = 1 << k
+    if name in ("softmax", "log_softmax", "layer_norm", "rms_norm"):
+        return (max(n // 1024, 1), 1024)
+    if name in ("batch_norm", "group_norm"):
+        return (max(n // 4096, 1), 8, 8, 64)
+    return (n,)
+
+
+def _grad(f):
+    return jax.grad(lambda v: jnp.sum(f(v).astype(jnp.float32)))
+
+
+def _entries():
+    """(name, vetted, peers) of every op benchmarked; shapes come from ``_shape``."""
+    out = [(n, _vetted_elementwise(n), _peers_elementwise(n)) for n in ELEMENTWISE]
+    for name, _shape0, vetted, peers in _norm_entries():
+        out.append((name, vetted, peers))
+    return out
+
+
+def run(only=None, dtypes=("float32", "bfloat16"), repeats=20, sizes=(14, 18, 22, 24),
+        modes=("forward", "grad", "fused")):
     rows = []
-    entries = [(n, (1 << 24,), _vetted_elementwise(n), _peers_elementwise(n)) for n in ELEMENTWISE]
-    entries += _norm_entries()
-    for name, shape, vetted, peers in entries:
+    for name, vetted, peers in _entries():
         if vetted is None or (only and name not in only):
             continue
         for dt in dtypes:
-            x = _input(shape, jnp.dtype(dt))
-            labels = ["vetted"] + [p for p, _ in peers] + ["copy"]
-            fns = [vetted] + [f for _, f in peers] + [lambda v: v + jnp.zeros((), v.dtype)]
-            try:
-                ts = _time_interleaved(fns, x, repeats)
-            except Exception as e:  # a peer that cannot run this dtype/shape
-                print(f"{name} {dt}: skipped ({type(e).__name__}: {e})")
-                continue
-            res = dict(zip(labels, ts))
-            fastest_peer = min((res[p] for p, _ in peers), default=float("nan"))
-            row = {"op": name, "dtype": dt, "shape": list(shape), "times_ms": {k: v * 1e3 for k, v in res.items()},
-                   "ratio_to_fastest_peer": res["vetted"] / fastest_peer if peers else None}
-            if name in MEMORY_BOUND:
-                row["fraction_of_copy_bandwidth"] = res["copy"] / res["vetted"]
-            rows.append(row)
-            print(_format_row(row), flush=True)
+            for mode in modes:
+                if mode == "fused" and name not in ELEMENTWISE:
+                    continue
+                for k in sizes:
+                    row = _measure(name, vetted, peers, jnp.dtype(dt), mode, k, repeats)
+                    if row is not None:
+                        rows.append(row)
+                        print(_format_row(row), flush=True)
     return rows
+
+
+def _measure(name, vetted, peers, dtype, mode, k, repeats):
+    labels = ["vetted"] + [p for p, _ in peers]
+    fns = [vetted] + [f for _, f in peers]
+    if mode == "fused":
+        m = max((1 << k) // 256, 1)
+        a, w = _input((m, 256), dtype, 1), _input((256, 256), dtype, 2) * jnp.asarray(1 / 16, dtype)
+        calls = [lambda f=jax.jit(lambda a, w, g=g: g(a @ w)): f(a, w) for g in fns]
+        shape = (m, 256)
+    else:
+        shape = _shape(name, k)
+        x = _input(shape, dtype)
+        wrap = _grad if mode == "grad" else (lambda f: f)
+        calls = [lambda f=jax.jit(wrap(g)): f(x) for g in fns]
+    try:
+        ts = median_times(calls, repeats)
+    except Exception as e:  # a peer that cannot run this dtype/shape
+        print(f"{name} {dtype.name} {mode} 2**{k}: skipped ({type(e).__name__}: {e})")
+        return None
+    res = dict(zip(labels, ts))
+    fastest_peer = min((res[p] for p, _ in peers), default=float("nan"))
+    return {"op": name, "dtype": dtype.name, "mode": mode, "log2_size": k, "shape": list(shape),
+            "times_ms": {kk: v * 1e3 for kk, v in res.items()},
+            "ratio_to_fastest_peer": res["vetted"] / fastest_peer if peers else None}
+
+
+def summary(rows):
+    """Per (op, dtype, mode): the worst ratio over sizes, and at which size."""
+    worst = {}
+    for r in rows:
+        if r["ratio_to_fastest_peer"] is None:
+            continue
+        key = (r["op"], r["dtype"], r["mode"])
+        if key not in worst or r["ratio_to_fastest_peer"] > worst[key][0]:
+            worst[key] = (r["ratio_to_fastest_peer"], r["log2_size"])
+    return worst
+
+
+def summary_markdown(rows):
+    worst = summary(rows)
+    modes = [m for m in ("forward", "grad", "fused") if any(k[2] == m for k in worst)]
+    out = ["| op | dtype | " + " | ".join(f"worst {m} ratio (at 2**k)" for m in modes) + " |",
+           "|---|---|" + "---|" * len(modes)]
+    seen = []
+    for op, dt, _ in worst:
+        if (op, dt) not in seen:
+            seen.append((op, dt))
+    for op, dt in seen:
+        cells = []
+        for m in modes:
+            w = worst.get((op, dt, m))
+            cells.append("-" if w is None else f"{w[0]:.2f} ({w[1]})")
+        out.append(f"| `{op}` | {dt} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
 
 
 def _format_row(r):
     t = r["times_ms"]
-    peers = ", ".join(f"{k} {v:.2f}" for k, v in t.items() if k not in ("vetted", "copy"))
+    peers = ", ".join(f"{k} {v:.3f}" for k, v in t.items() if k != "vetted")
     ratio = "-" if r["ratio_to_fastest_peer"] is None else f"{r['ratio_to_fastest_peer']:.2f}x"
-    bw = f", {100 * r['fraction_of_copy_bandwidth']:.0f}% of copy bandwidth" if "fraction_of_copy_bandwidth" in r else ""
-    return f"{r['op']:12s} {r['dtype']:9s} vetted {t['vetted']:8.2f} ms | {peers} | ratio {ratio}{bw}"
+    return (f"{r['op']:12s} {r['dtype']:9s} {r['mode']:7s} 2**{r['log2_size']:<2d} vetted {t['vetted']:9.3f} ms | "
+            f"{peers} | ratio {ratio}")
 
 
 def markdown(rows, meta):
     out = [f"Measured {meta['date']} on {meta['machine']} ({meta['devices']}), {meta['versions']}; "
-           f"median of {meta['repeats']} interleaved runs.", "",
-           "| op | dtype | vetted (ms) | peers (ms) | ratio to fastest peer | % of copy bandwidth |",
-           "|---|---|---|---|---|---|"]
+           f"median of {meta['repeats']} interleaved runs; command: `{meta['command']}`.", "",
+           "Worst ratio to the fastest peer over the sizes:", "", summary_markdown(rows),
+           "Every row:", "",
+           "| op | dtype | mode | size | vetted (ms) | peers (ms) | ratio to fastest peer |",
+           "|---|---|---|---|---|---|---|"]
     for r in rows:
         t = r["times_ms"]
-        peers = ", ".join(f"{k} {v:.2f}" for k, v in t.items() if k not in ("vetted", "copy"))
+        peers = ", ".join(f"{k} {v:.3f}" for k, v in t.items() if k != "vetted")
         ratio = "-" if r["ratio_to_fastest_peer"] is None else f"{r['ratio_to_fastest_peer']:.2f}"
-        bw = f"{100 * r['fraction_of_copy_bandwidth']:.0f}" if "fraction_of_copy_bandwidth" in r else "-"
-        out.append(f"| `{r['op']}` | {r['dtype']} | {t['vetted']:.2f} | {peers} | {ratio} | {bw} |")
+        out.append(f"| `{r['op']}` | {r['dtype']} | {r['mode']} | 2**{r['log2_size']} | {t['vetted']:.3f} | "
+                   f"{peers} | {ratio} |")
     return "\n".join(out) + "\n"
 
 
 def compare(rows, baseline):
-    base = {(r["op"], r["dtype"]): r for r in baseline["rows"]}
-    print("\nchange against the baseline (vetted time):")
+    key = lambda r: (r["op"], r["dtype"], r.get("mode", "forward"), r.get("log2_size"))
+    base = {key(r): r for r in baseline["rows"]}
+    print("\nchange against the baseline (ratio to the fastest peer, and vetted time):")
     for r in rows:
-        b = base.get((r["op"], r["dtype"]))
-        if b:
+        b = base.get(key(r))
+        if b and b.get("ratio_to_fastest_peer") and r.get("ratio_to_fastest_peer"):
             old, new = b["times_ms"]["vetted"], r["times_ms"]["vetted"]
-            print(f"  {r['op']:12s} {r['dtype']:9s} {old:8.2f} -> {new:8.2f} ms ({100 * (new / old - 1):+.0f}%)")
+            print(f"  {r['op']:12s} {r['dtype']:9s} {r['mode']:7s} 2**{r['log2_size']:<2d} ratio "
+                  f"{b['ratio_to_fastest_peer']:5.2f} -> {r['ratio_to_fastest_peer']:5.2f}; "
+                  f"{old:8.3f} -> {new:8.3f} ms")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m benchmarks.layers", description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", default=None, help="comma-separated op names")
     ap.add_argument("--dtypes", default="float32,bfloat16")
-    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--sizes", default="14,18,22,24", help="comma-separated log2 element counts")
+    ap.add_argument("--modes", default="forward,grad,fused", help="forward, grad, fused")
     ap.add_argument("--json", default=None, help="write the results as JSON here")
     ap.add_argument("--markdown", default=None, help="write the table as Markdown here")
     ap.add_argument("--baseline", default=None, help="a JSON from an earlier run to compare with")
@@ -229,8 +313,10 @@ def main(argv=None):
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
             "devices": ", ".join(str(d) for d in jax.devices()), "repeats": args.repeats,
             "versions": f"jax {jax.__version__}, jaxlib {jaxlib.__version__}",
-            "command": "python -m benchmarks.layers"}
-    rows = run(set(args.only.split(",")) if args.only else None, tuple(args.dtypes.split(",")), args.repeats)
+            "command": "python -m benchmarks.layers " + " ".join(argv if argv is not None else sys.argv[1:])}
+    rows = run(set(args.only.split(",")) if args.only else None, tuple(args.dtypes.split(",")), args.repeats,
+               tuple(int(k) for k in args.sizes.split(",")), tuple(args.modes.split(",")))
+    print("\nworst ratio to the fastest peer over the sizes:\n" + summary_markdown(rows))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
