@@ -61,18 +61,24 @@ def _chain(*formulas, native=None, fast32=None):
     (``_core.by_table``); the last formula of a chain stays a float64 evaluation
     so that JAX can differentiate it.  ``native(x)``, when given, computes the
     value in the input dtype instead (for exact ops: relu, relu6).
-    ``fast32(t, *params)``, when given, is a float64 formula for the value of
-    float32 inputs built on the vectorizable kernels of ``_fast64`` (relative
-    error below about 2**-49, so the float32 rounding is correct except within
-    that distance of a rounding boundary); float64 inputs and the tables keep
-    ``f``, which uses XLA's float64 functions."""
+    ``fast32``, when given, holds float64 formulas for float32 inputs built on
+    the vectorizable kernels of ``_fast64`` (relative error below about
+    2**-49, so the float32 rounding is correct except within that distance of
+    a rounding boundary): one formula (the value's) or a tuple aligned with
+    ``formulas`` (``None`` where there is none), so that the derivatives that
+    ``jax.grad`` evaluates on every training step run on them too.  float64
+    inputs and the tables keep ``formulas``, which use XLA's float64 functions."""
+    fast32 = tuple(fast32) if isinstance(fast32, (tuple, list)) else (fast32,)
+    fast32 = fast32 + (None,) * (len(formulas) - len(fast32))
     first = _keep_nan(formulas[0])
-    fast = _keep_nan(fast32) if fast32 is not None else None
+    fast = _keep_nan(fast32[0]) if fast32[0] is not None else None
     if len(formulas) == 1:
         def op(x, params):
+            if fast is not None and x.dtype == jnp.float32:
+                return in_float64(lambda t: fast(t, *params), x)
             return in_float64(lambda t: first(t, *params), x)
         return op
-    deriv = _chain(*formulas[1:])
+    deriv = _chain(*formulas[1:], fast32=fast32[1:])
 
     @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
     def op(x, params):
@@ -268,6 +274,84 @@ def _gelu_tanh32(t):
     return jnp.where(t == -jnp.inf, -0.0, t * _sig32(u2))
 
 
+# ---- float32 derivative paths on the _fast64 kernels ----------------------------
+# The same cancellation-free formulas as the float64 ones below, with XLA's exp
+# replaced by _fast64.exp and without the compensated products (_one_plus,
+# _two_square) that only float64 results need: a float32 derivative tolerates a
+# float64 relative error of a few 2**-53 (budget <= 2 ulp; rounded once, it is
+# correctly rounded except within that distance of a boundary).  No
+# optimization barrier, and every intermediate has one consumer chain, so XLA
+# fuses each into a single loop with no float64 temporaries in memory.
+# Clamps: _fast64.exp(t) takes t in [-708, 709]; each use says why the clamp
+# cannot change a float32 result.
+
+def _sig_d1_32(t):
+    # e^-|t| / (1 + e^-|t|)^2; |t| > 708: about 3e-308 against an exact value below
+    # 2**-1000, both +0 in float32
+    e = _fast64.exp(-jnp.abs(t))
+    d = 1.0 + e
+    return e / (d * d)
+
+
+def _sech2_32(t):
+    # 4 e / (1 + e)^2, e = e^(-2|t|); |t| > 354: both +0 in float32
+    e = _fast64.exp(-2.0 * jnp.abs(t))
+    d = 1.0 + e
+    return (4.0 * e) / (d * d)
+
+
+def _over_d2_32(t, num_pos, num_neg):
+    """``num / (1 + e)^2`` with ``e = e^-|t|`` and ``num = num_pos(e)`` for t >= 0, else
+    ``num_neg(e)``: the products of ``sigmoid(t) = 1/(1+e)`` or ``e/(1+e)`` and
+    ``sigmoid(-t)`` over one common denominator, so there is ONE quotient (XLA does
+    not fuse a quotient with two consumers: it would write a float64 temporary)."""
+    e = _fast64.exp(-jnp.abs(t))
+    d = 1.0 + e
+    return jnp.where(t >= 0, num_pos(e, d), num_neg(e, d)) / (d * d)
+
+
+def _silu_d1_32(t):
+    # s (1 + t s_) = (1 + e + t e) / (1 + e)^2 for t >= 0, e (1 + e + t) / (1 + e)^2 below
+    # (cancels next to the zero t = -1.278 as the float64 formula does); t < -708: about
+    # -2e-305 against an exact value below 2**-1000, both -0 in float32; ±inf by the wheres
+    d = _over_d2_32(t, lambda e, d: d + t * e, lambda e, d: e * (d + t))
+    return _negative_tail(t, jnp.where(t == jnp.inf, 1.0, d))
+
+
+def _silu_d2_32(t):
+    # s s_ (2 - t tanh(t/2)), s s_ = e / (1 + e)^2
+    d = _over_d2_32(t, lambda e, d: e, lambda e, d: e) * (2.0 - t * _tanh32(0.5 * t))
+    return jnp.where(jnp.isinf(t), -0.0, d)
+
+
+def _mish_d1_32(t):
+    # t < -110: |mish'(t)| <= 2 (|t| + 1) e^t < 2**-150, which rounds to -0 in float32 (the
+    # clamped exp, and the flushed subnormal 1 / (1 + e^-t) past t = -709, would leave +3e-308)
+    e = _fast64.exp(jnp.minimum(t, 40.0))
+    n = e * (e + 2.0)
+    th = jnp.where(t > 0, 1.0 - 2.0 / (n + 2.0), n / (n + 2.0))
+    sech2 = 4.0 * (n + 1.0) / ((n + 2.0) * (n + 2.0))
+    d = th + t * sech2 * _sig32(t)
+    return _negative_tail(t, jnp.where(t > 40, 1.0, jnp.where(t < -110, -0.0, d)))
+
+
+def _gelu_tanh_d1_32(t):
+    # s + t s s_ k(t) = s (1 + t s_ k) with s = sigmoid(2u), k = 2 sqrt(2/pi)(1 + 3c t^2):
+    # (d + t k e) / d^2 for 2u >= 0, e (d + t k) / d^2 below (d = 1 + e, e = e^-|2u|);
+    # |2u| > 708: the clamped e changes nothing a float32 result can see (the term is below
+    # 2**-1000 of the other, or the value is below 2**-1000 and rounds to -0)
+    u2, tc = _gelu_tanh_u2(t)
+    k = (2.0 * _SQRT_2_OVER_PI) * (1.0 + 3.0 * _GELU_C * tc * tc)
+    tk = tc * k
+    d = _over_d2_32(u2, lambda e, d: d + tk * e, lambda e, d: e * (d + tk))
+    return _negative_tail(t, jnp.where(jnp.abs(t) > 1e50, jnp.where(t > 0, 1.0, -0.0), d))
+
+
+def _exp_left32(t):
+    # e^min(t, 0); t < -708: 3e-308 against an exact value below 2**-1000, both +0 in float32
+    return _fast64.exp(jnp.minimum(t, 0.0))
+
+
 _RELU = _chain(lambda t: jnp.where(t > 0, t, 0.0),
                lambda t: jnp.where(t > 0, 1.0, 0.0), _zero, native=_relu_native)
 _RELU6 = _chain(lambda t: jnp.where(t > 0, jnp.minimum(t, 6.0), 0.0),
@@ -292,15 +376,21 @@ def _elu_f(t, a):
 _ELU = _chain(_elu_f,
               lambda t, a: jnp.where(t > 0, 1.0, a * jnp.exp(jnp.minimum(t, 0.0))),
               lambda t, a: jnp.where(t > 0, 0.0, a * jnp.exp(jnp.minimum(t, 0.0))),
-              fast32=lambda t, a: _elu32(t, a))
+              fast32=(lambda t, a: _elu32(t, a),
+                      lambda t, a: jnp.where(t > 0, 1.0, a * _exp_left32(t)),
+                      lambda t, a: jnp.where(t > 0, 0.0, a * _exp_left32(t))))
 _CELU = _chain(lambda t, a: jnp.where(t > 0, t, a * jnp.expm1(jnp.minimum(t, 0.0) / a)),
                lambda t, a: jnp.where(t > 0, 1.0, jnp.exp(jnp.minimum(t, 0.0) / a)),
                lambda t, a: jnp.where(t > 0, 0.0, jnp.exp(jnp.minimum(t, 0.0) / a) / a),
-               fast32=lambda t, a: jnp.where(t > 0, t, a * _fast64.expm1(jnp.minimum(t, 0.0) / a)))
+               fast32=(lambda t, a: jnp.where(t > 0, t, a * _fast64.expm1(jnp.minimum(t, 0.0) / a)),
+                       lambda t, a: jnp.where(t > 0, 1.0, _exp_left32(t / a)),
+                       lambda t, a: jnp.where(t > 0, 0.0, _exp_left32(t / a) / a)))
 _SELU = _chain(lambda t: SELU_SCALE * _elu_f(t, SELU_ALPHA),
                lambda t: jnp.where(t > 0, SELU_SCALE, (SELU_SCALE * SELU_ALPHA) * jnp.exp(jnp.minimum(t, 0.0))),
                lambda t: jnp.where(t > 0, 0.0, (SELU_SCALE * SELU_ALPHA) * jnp.exp(jnp.minimum(t, 0.0))),
-               fast32=lambda t: SELU_SCALE * _elu32(t, SELU_ALPHA))
+               fast32=(lambda t: SELU_SCALE * _elu32(t, SELU_ALPHA),
+                       lambda t: jnp.where(t > 0, SELU_SCALE, (SELU_SCALE * SELU_ALPHA) * _exp_left32(t)),
+                       lambda t: jnp.where(t > 0, 0.0, (SELU_SCALE * SELU_ALPHA) * _exp_left32(t))))
 
 
 def _phi(t):
@@ -354,7 +444,7 @@ def _gelu_tanh_d2(t):
     return jnp.where((w == 0) | (jnp.abs(t) > 1e50), -0.0, w * bracket)
 
 
-_GELU_TANH = _chain(_gelu_tanh_f, _gelu_tanh_d1, _gelu_tanh_d2, fast32=_gelu_tanh32)
+_GELU_TANH = _chain(_gelu_tanh_f, _gelu_tanh_d1, _gelu_tanh_d2, fast32=(_gelu_tanh32, _gelu_tanh_d1_32))
 
 
 def _silu_f(t):
@@ -373,7 +463,7 @@ def _silu_d2(t):
     return jnp.where(jnp.isinf(t), -0.0, d)
 
 
-_SILU = _chain(_silu_f, _silu_d1, _silu_d2, fast32=_silu32)
+_SILU = _chain(_silu_f, _silu_d1, _silu_d2, fast32=(_silu32, _silu_d1_32, _silu_d2_32))
 
 
 def _mish_parts(t):
@@ -413,21 +503,23 @@ def _mish_d2(t):
     return jnp.where(jnp.isinf(t) | (ss == 0), -0.0, d)
 
 
-_MISH = _chain(_mish_f, _mish_d1, _mish_d2, fast32=_mish32)
+_MISH = _chain(_mish_f, _mish_d1, _mish_d2, fast32=(_mish32, _mish_d1_32))
 _SIGMOID = _chain(_sig,
                   _sig_d1,
                   # sigmoid(-t) - sigmoid(t) = -tanh(t/2): exact in sign, accurate at 0
                   lambda t: -_sig_d1(t) * _tanh_k(t, 1.0, 1.0),
-                  fast32=_sig32)
+                  fast32=(_sig32, _sig_d1_32, lambda t: -_sig_d1_32(t) * _tanh32(0.5 * t)))
 _LOG_SIGMOID = _chain(lambda t: jnp.where(t > 0, -jnp.log1p(jnp.exp(-t)), t - jnp.log1p(jnp.exp(jnp.minimum(t, 0.0)))),
                       lambda t: _sig(-t),
                       lambda t: -_sig_d1(t),
-                      fast32=lambda t: jnp.minimum(t, 0.0) - _softplus_parts32(t))
-_TANH = _chain(jnp.tanh, _sech2, lambda t: -2.0 * _tanh_k(t, 2.0, 0.5) * _sech2(t), fast32=_tanh32)
+                      fast32=(lambda t: jnp.minimum(t, 0.0) - _softplus_parts32(t),
+                              lambda t: _sig32(-t), lambda t: -_sig_d1_32(t)))
+_TANH = _chain(jnp.tanh, _sech2, lambda t: -2.0 * _tanh_k(t, 2.0, 0.5) * _sech2(t),
+               fast32=(_tanh32, _sech2_32, lambda t: -2.0 * _tanh32(t) * _sech2_32(t)))
 _SOFTPLUS = _chain(lambda t: jnp.maximum(t, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(t))),
                    _sig,
                    _sig_d1,
-                   fast32=lambda t: jnp.maximum(t, 0.0) + _softplus_parts32(t))
+                   fast32=(lambda t: jnp.maximum(t, 0.0) + _softplus_parts32(t), _sig32, _sig_d1_32))
 _HARD_SIGMOID = _chain(lambda t: jnp.clip(t + 3.0, 0.0, 6.0) / 6.0,
                        lambda t: jnp.where((t > -3) & (t < 3), 1.0 / 6.0, 0.0), _zero)
 _HARD_SWISH = _chain(lambda t: jnp.where(t <= -3, -0.0, jnp.where(t >= 3, t, t * (t + 3.0) / 6.0)),
