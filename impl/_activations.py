@@ -269,6 +269,47 @@ def _mish32(t):
     return jnp.where(t == -jnp.inf, -0.0, t * th)
 
 
+# gelu (erf form) for float32 inputs.  For a float32 t, t*t is exact in float64, so
+# exp(-t*t/2) = exp(-w**2), w = |t|/sqrt 2, carries no argument rounding (the error that
+# erfc(w) magnifies 2 w**2 times); erfc(w) = exp(-w**2) erfcx(w), where erfcx is insensitive
+# to the rounding of w.  -z = t/sqrt 2: erfc(-z) = 2 - erfc(w) for t >= 0 (no cancellation:
+# erfc(w) <= 1).  Past |t| = 14.5 (w = 10.25 < 11, erfcx's domain) the value rounds to -0 on
+# the left (|gelu| <= phi(t) < 2**-150) and to t on the right; the derivative needs |t| > 15
+# (|gelu'| ~ |t| phi(t) < 2**-150) and is 1 within 2**-26 past t = 8.
+_GELU_CLIP = 15.0
+
+
+def _gelu_erfc_parts32(t):
+    """``(E, R, tc)``: ``E = exp(-t^2/2)`` (t clipped to +-15: exp's clamp is never reached) and
+    ``R = erfcx(|t|/sqrt 2)``, so erfc(|t|/sqrt 2) = E R."""
+    tc = jnp.clip(t, -_GELU_CLIP, _GELU_CLIP)
+    e = _fast64.exp(-0.5 * (tc * tc))
+    r = _fast64.erfcx_unit(jnp.abs(tc) * _SQRT_HALF)
+    return e, r, tc
+
+
+def _gelu32(t):
+    e, r, tc = _gelu_erfc_parts32(t)
+    er = e * r
+    y = 0.5 * t * jnp.where(t >= 0, 2.0 - er, er)
+    return jnp.where(t < -14.5, -0.0, y)
+
+
+def _gelu_d1_32(t):
+    # Phi(t) + t phi(t) = E (R/2 + t/sqrt(2 pi)) for t < 0 (cancels next to the zero t = -0.7518,
+    # as the float64 formula does), 1 - E R/2 + t E/sqrt(2 pi) for t >= 0
+    e, r, tc = _gelu_erfc_parts32(t)
+    d = jnp.where(tc < 0, e * (0.5 * r + tc * _INV_SQRT_2PI), 1.0 - 0.5 * (e * r) + tc * (e * _INV_SQRT_2PI))
+    return _negative_tail(t, jnp.where(t > 8.0, 1.0, jnp.where(t < -_GELU_CLIP, -0.0, d)))
+
+
+def _gelu_d2_32(t):
+    # phi(t) (2 - t^2); t^2 exact; |t| > 15: below 2**-150 in magnitude, -0 (negative in both tails)
+    tc = jnp.clip(t, -_GELU_CLIP, _GELU_CLIP)
+    d = (_INV_SQRT_2PI * _fast64.exp(-0.5 * (tc * tc))) * (2.0 - tc * tc)
+    return jnp.where((jnp.abs(t) > _GELU_CLIP) | (d == 0), -0.0, d)
+
+
 def _gelu_tanh32(t):
     u2, _ = _gelu_tanh_u2(t)
     return jnp.where(t == -jnp.inf, -0.0, t * _sig32(u2))
@@ -414,7 +455,7 @@ def _gelu_d2(t):
     return jnp.where((jnp.abs(t) > 40) | (d == 0), -0.0, d)
 
 
-_GELU = _chain(_gelu_f, _gelu_d1, _gelu_d2)
+_GELU = _chain(_gelu_f, _gelu_d1, _gelu_d2, fast32=(_gelu32, _gelu_d1_32, _gelu_d2_32))
 
 
 def _gelu_tanh_u2(t):
