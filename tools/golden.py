@@ -416,24 +416,33 @@ class Store:
             except (ValueError, KeyError, TypeError) as e:
                 raise GoldenError(f"the staged manifest {staged_manifest} of an interrupted commit is unreadable "
                                   f"({e}); bring the store back with: {self.command} --recover") from None
+            # every file first: staged, or moved already (its destination holds its bytes);
+            # a commit that cannot be completed moves nothing
             for rel, entry in staged.items():
+                src, dest = staging / rel, self._resolve(rel)
+                if not src.exists() and not (dest.exists() and sha256(dest.read_bytes()) == entry["sha256"]):
+                    raise GoldenError(f"the staged file {src} of an interrupted commit is missing and {dest} does "
+                                      f"not hold its bytes, so the commit cannot be completed; bring the store back "
+                                      f"with: {self.command} --recover")
+            for rel in staged:
                 src, dest = staging / rel, self._resolve(rel)
                 if src.exists():
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(src, dest)
                     _fault_point("moving")
-                elif not (dest.exists() and sha256(dest.read_bytes()) == entry["sha256"]):
-                    raise GoldenError(f"the staged file {src} of an interrupted commit is missing and {dest} does "
-                                      f"not hold its bytes, so the commit cannot be completed; bring the store back "
-                                      f"with: {self.command} --recover")
             os.replace(staged_manifest, self.root / MANIFEST)
             _fault_point("manifest")
-        # else the manifest was moved already: it moves after every file
+        # else the manifest was moved already (it moves after every file), or lost: then the
+        # manifest in place decides, and a dropped file it still lists is kept
         old_files = staging / _OLD_FILES
         if old_files.exists():
+            try:
+                listed = set(json.loads((self.root / MANIFEST).read_text())["files"])
+            except (OSError, ValueError, KeyError, TypeError):
+                listed = set()
             for rel in filter(None, old_files.read_text().split("\n")):
                 p = self._resolve(rel)
-                if p.exists():
+                if p.exists() and rel not in listed:
                     p.unlink()
         _fault_point("cleaned")
         (staging / _MARKER).unlink(missing_ok=True)  # done: the rest of the folder is leftovers
