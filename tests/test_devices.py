@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pathlib
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -81,3 +85,19 @@ def test_accelerators_are_in_the_matrix(request):
         pytest.skip("no accelerator on this machine: GPU/TPU conformance cases were not run")
     if request.config.getoption("--devices") in ("all", ""):
         assert all(d in request.config._devices for d in accel), "an accelerator is missing from the device matrix"
+
+
+@pytest.mark.parametrize("spec", [",", " , ", ",,"])
+def test_device_list_without_a_name_is_a_usage_error(spec):
+    """``--devices ,`` used to select no device, so every device case vanished from the run."""
+    with pytest.raises(ValueError, match=r"--devices .* names no device; pass ids such as cpu0,cpu1"):
+        D.select_devices(spec)
+
+
+def test_pytest_devices_comma_is_a_usage_error():
+    root = pathlib.Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-m", "pytest", "--devices", ",", "-p", "no:cacheprovider", "-q",
+                        "tests/test_devices.py::test_two_cpu_devices_are_forced"], cwd=root, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 4, r.stdout + r.stderr  # pytest's usage error
+    assert "--devices ',' names no device" in r.stderr, r.stderr

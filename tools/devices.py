@@ -25,6 +25,9 @@ def select_devices(spec: str | None = None):
     if spec.strip() in ("", "all"):
         return list(devs)
     wanted = [s.strip() for s in spec.split(",") if s.strip()]
+    if not wanted:  # "," or " , ": a list with no name in it would select no device and skip every case
+        raise ValueError(f"--devices {spec!r} names no device; pass ids such as cpu0,cpu1, a platform such as "
+                         f"cpu, or 'all' (devices here: {', '.join(device_id(d) for d in devs)})")
     out = []
     for w in wanted:
         hits = [d for d in devs if device_id(d) == w or d.platform == w]
