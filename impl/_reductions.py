@@ -92,6 +92,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from . import _fast64
 from ._activations import _round_to_odd_f64
 from ._core import as_float_array, check_finite_param, narrow
 
@@ -378,9 +379,13 @@ def _softmax_fast(x, axis, log, out_dtype):
       (``M`` and ``x_j`` are float32 values; where the difference needs more
       than 53 bits, ``|x_j| < 2**-29 |M|`` and its rounding error is below
       ``2**-53 |s_j|``), so no TwoSum is needed.
-    * softmax: ``p_j = exp(s_j) * (1 / S)``: XLA's float64 exp (<= 1.3 ulp)
-      and two roundings, under ``2**-50`` relative before the one rounding to
-      float32 (``narrow`` for bfloat16/float16: one correct rounding).
+    * softmax: ``p_j = exp(s_j) * (1 / S)``: ``_fast64.exp`` (below
+      ``2**-51`` relative, vectorized; XLA's float64 exp is not) and two
+      roundings, about ``2**-50`` relative before the one rounding to float32
+      (``narrow`` for bfloat16/float16: one correct rounding).  ``_fast64.exp``
+      clamps its argument to ``[-708, 709]``: an ``s_j < -708`` (``-inf``
+      included) gives ``3e-308 / S`` instead of ``exp(s_j) / S``, which rounds to
+      the same ``+0`` in every output format and adds nothing to ``S >= 1``.
     * log_softmax: ``L = log1p(r)`` with ``r`` the sum without one maximum
       (its ties add 1 each), and ``y_j = s_j - L'`` with
       ``L' = max(L, 2**-52 |s_j|)``.  Raising ``L`` to ``2**-52 |s_j|`` (it can
@@ -399,9 +404,9 @@ def _softmax_fast(x, axis, log, out_dtype):
     xa, ma = _fresh(x, M)
     sa = _wide(xa) - ma
     if not log:
-        S = jnp.sum(jnp.exp(sa), axis=axis, keepdims=True)
+        S = jnp.sum(_fast64.exp(sa), axis=axis, keepdims=True)
         xb, mb, rb = _fresh(x, M, 1.0 / S)
-        p = jnp.exp(_wide(xb) - mb) * rb
+        p = _fast64.exp(_wide(xb) - mb) * rb
         return p if out_dtype == f64 else narrow(p, out_dtype)
     # masks in arithmetic (an elementwise select or compare would split the fusion):
     # |s| * 2**200 >= 2**51 for every nonzero s (a difference of float32 values is
@@ -409,7 +414,7 @@ def _softmax_fast(x, axis, log, out_dtype):
     # 0 only for s = -inf, so min(2**1000 / |s|, 1) is [s != -inf]
     a = jnp.abs(sa)
     not_top = jnp.minimum(a * 2.0 ** 200, 1.0)
-    rest = jnp.sum(jnp.exp(jnp.maximum(sa, -700.0)) * (not_top * jnp.minimum(2.0 ** 1000 / a, 1.0)),
+    rest = jnp.sum(_fast64.exp(jnp.maximum(sa, -700.0)) * (not_top * jnp.minimum(2.0 ** 1000 / a, 1.0)),
                    axis=axis, keepdims=True)
     xc, mc = _fresh(x, M)
     ties = jnp.sum(1.0 - jnp.minimum(jnp.abs(_wide(xc) - mc) * 2.0 ** 200, 1.0), axis=axis, keepdims=True)
@@ -437,19 +442,41 @@ def _softmax_op(x, axis, log):
     return _softmax_value(x, axis, log, x.dtype)
 
 
+def _split32(p):
+    """float64 ``p`` as ``hi + lo``, two float32 arrays (``hi`` the float32 rounding, ``lo`` that of
+    the exact remainder): 48 bits of ``p`` in the memory of one float64 array, so that the
+    derivative keeps ``p`` to ``2**-48`` relative without a float64 temporary between passes."""
+    hi = p.astype(jnp.float32)
+    return hi, (p - hi.astype(jnp.float64)).astype(jnp.float32)
+
+
+def _softmax_probs(x, axis):
+    """``softmax(x)`` along ``axis`` as a float32 pair (``_split32``), for the derivative."""
+    slow = lambda x: _split32(_in64(lambda t: (_softmax64(t, axis, False, False),), (jnp.float64,), x)[0])
+    with jax.enable_x64(True):
+        if x.dtype == jnp.float64:
+            return slow(x)
+        edge = ~jnp.all(jnp.isfinite(jnp.max(x, axis=axis)))
+        return lax.cond(edge, slow, lambda x: _split32(_softmax_fast(x, axis, False, jnp.float64)), x)
+
+
 @_softmax_op.defjvp
 def _softmax_op_jvp(axis, log, primals, tangents):
-    """``d softmax = p (dx - <p, dx>)``, ``d log_softmax = dx - <p, dx>``, with ``p`` in
-    float64; rows whose value is a limit (``+inf`` entries, all ``-inf``) are locally
-    constant: derivative 0 (NaN rows stay NaN)."""
+    """``d softmax = p (dx - <p, dx>)``, ``d log_softmax = dx - <p, dx>``, with ``p`` to
+    ``2**-48`` (a float32 pair, ``_softmax_probs``; float64 for float64 inputs) and the
+    arithmetic in float64; rows whose value is a limit (``+inf`` entries, all ``-inf``) are
+    locally constant: derivative 0 (NaN rows stay NaN)."""
     (x,), (dx,) = primals, tangents
     y = _softmax_op(x, axis, log)
     with jax.enable_x64(True):
-        t = x.astype(jnp.float64)
-        p = _softmax_value(x, axis, False, jnp.float64)
+        if x.dtype == jnp.float64:
+            p = _softmax_value(x, axis, False, jnp.float64)
+        else:
+            hi, lo = _softmax_probs(x, axis)
+            p = hi.astype(jnp.float64) + lo.astype(jnp.float64)
         d = dx.astype(jnp.float64)
         # 0 on the rows whose value is a limit: a row-wide factor, not an elementwise select
-        keep = jnp.where(jnp.isinf(jnp.max(t, axis=axis, keepdims=True)), 0.0, 1.0)
+        keep = jnp.where(jnp.isinf(jnp.max(x, axis=axis, keepdims=True)), 0.0, 1.0)
         dot = jnp.sum(p * d, axis=axis, keepdims=True)
         dy = (d - dot) * keep if log else p * ((d - dot) * keep)
         return y, dy.astype(x.dtype)
