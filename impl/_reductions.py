@@ -592,6 +592,8 @@ def _normalize(x, axes, w, b, eps, op, reshape=None):
     """Centre and scale ``x`` over ``axes`` (of ``x.reshape(reshape)`` when given)."""
     xx = x if reshape is None else x.reshape(reshape)
     _nonempty(x, math.prod(xx.shape[a] for a in axes), op)
+    if eps > 0:
+        return _normalize_op(x, (w, b), axes, eps, reshape)
 
     def f(t, w, b):
         m0, c, var, _ = _moments(xx, axes)
@@ -600,6 +602,69 @@ def _normalize(x, axes, w, b, eps, op, reshape=None):
 
     (y,) = _in64(f, (x.dtype,), x, w, b, once=False)
     return y
+
+
+def _norm_stats(x, axes, eps, reshape):
+    """``(xx, m0, c, var, r)``: ``x`` as reshaped, the shift, the correction, the biased variance
+    and ``1/sqrt(var + eps)`` (float64, keepdims; eps > 0)."""
+    xx = x if reshape is None else x.reshape(reshape)
+    m0, c, var, _ = _moments(xx, axes)
+    return xx, m0, c, var, 1.0 / jnp.sqrt(var + eps)
+
+
+def _norm_value(x, xx, m0, c, var, eps, w, b):
+    """The value, exactly as ``_normalize``'s float64 formula rounds it: ``d / sqrt(var + eps)``."""
+    y = _scale_centred(_deviations(xx, m0, c), var, eps).reshape(x.shape)
+    return _affine(y, _f64(w), _f64(b)).astype(x.dtype)
+
+
+def _xhat(xx, m0, c, r, shape):
+    """The normalized values ``((x - m0) - c) r`` in float64, from fresh copies (each consumer
+    recomputes them in its own loop: see ``_fresh``)."""
+    xo, mo, co, ro = _fresh(xx, m0, c, r)
+    return (((_wide(xo) - mo) - co) * ro).reshape(shape)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
+def _normalize_op(x, wb, axes, eps, reshape):
+    """``_normalize`` for ``eps > 0``, with the derivative below."""
+    w, b = wb
+    with jax.enable_x64(True):
+        xx, m0, c, var, _ = _norm_stats(x, axes, eps, reshape)
+        return _norm_value(x, xx, m0, c, var, eps, w, b)
+
+
+@_normalize_op.defjvp
+def _normalize_op_jvp(axes, eps, reshape, primals, tangents):
+    r"""The textbook derivative of ``y = xhat w + b``, ``xhat = (x - mean) r``,
+    ``r = 1/sqrt(var + eps)``, over the normalized axes:
+
+    .. math:: dy = r\,(dx - \overline{dx} - \hat x\,\overline{\hat x\,dx})\,w + \hat x\,dw + db,
+
+    evaluated in float64 from the statistics of the value (computed once for both),
+    with ``xhat`` recomputed by each of its consumers (``_xhat``), so neither the forward
+    nor the backward pass writes a full-size float64 array, and rounded once to the input's
+    dtype.  Differentiating the float64 forward instead (its two-pass moments, the shift
+    and the correction) cost 3-10x the value."""
+    (x, (w, b)), (dx, (dw, db)) = primals, tangents
+    with jax.enable_x64(True):
+        xx, m0, c, var, r = _norm_stats(x, axes, eps, reshape)
+        w64 = _f64(w)
+        y = _norm_value(x, xx, m0, c, var, eps, w, b)
+        n = math.prod(xx.shape[a] for a in axes)
+        mean = lambda v: _div_n(jnp.sum(v.reshape(xx.shape), axis=axes, keepdims=True), n)
+        d = dx.astype(jnp.float64)
+        mean_d = mean(d)
+        mean_xd = mean(_xhat(xx, m0, c, r, x.shape) * d)
+        dxhat = (d.reshape(xx.shape) - mean_d - _xhat(xx, m0, c, r, xx.shape) * mean_xd) * r
+        dy = dxhat.reshape(x.shape)
+        if w is not None:
+            dy = dy * w64
+            if dw is not None:
+                dy = dy + _xhat(xx, m0, c, r, x.shape) * _f64(dw)
+        if b is not None and db is not None:
+            dy = dy + _f64(db)
+        return y, dy.astype(x.dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("normalized_shape", "eps"))
