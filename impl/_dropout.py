@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from ._core import as_float_array, check_finite_param, in_float64
-from .random import flat_draw
+from .random import check_key, flat_draw
 
 __all__ = ["dropout", "check_drop_probability"]
 
@@ -44,7 +44,8 @@ def dropout(x, p, key, training: bool = True):
     Args:
       x: array of any shape, floating (integers are promoted).
       p: drop probability in [0, 1).
-      key: a ``jax.random`` key (``jax.random.key(n)`` or a legacy uint32[2]).
+      key: one ``jax.random`` key (``jax.random.key(n)`` or a legacy uint32[2]);
+        anything else (an int, a uint32[3]) is a ``TypeError``/``ValueError``.
       training: a Python bool.
 
     Returns:
@@ -59,7 +60,7 @@ def dropout(x, p, key, training: bool = True):
     if key is None:
         raise ValueError("dropout: key is None but training=True and p > 0; pass a key such as "
                          "jax.random.key(0) (or impl.random.split_key())")
-    return _dropout(x, key, p)
+    return _dropout(x, check_key(key, "dropout"), p)
 
 
 @functools.partial(jax.jit, static_argnums=(2,))

@@ -65,10 +65,14 @@ def uniform_fan_in(key, shape, fan_in: int, dtype=jnp.float32):
 def _keys(key, op):
     if key is None:
         key = _random.split_key()
-    try:
-        return jax.random.split(key)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{op}: key must be a jax.random key (jax.random.key(0)) or None, got {key!r} ({e})") from None
+    return jax.random.split(_random.check_key(key, op))
+
+
+def _check_weight(layer, shape):
+    if layer.weight is None:
+        raise TypeError(f"{layer!r}: weight is None; the layer needs its weight: assign an array of shape {shape} "
+                        f"(layer.weight = ...) or build a new {type(layer).__name__}; only bias may be None "
+                        f"(bias=False)")
 
 
 class Linear(Module):
@@ -89,6 +93,7 @@ class Linear(Module):
         self.bias = uniform_fan_in(bkey, (self.out_features,), self.in_features, dtype) if bias else None
 
     def __call__(self, x):
+        _check_weight(self, (self.in_features, self.out_features))
         x = jnp.asarray(x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r} expects x.shape[-1] == in_features == {self.in_features}, got x.shape = "
@@ -129,6 +134,7 @@ class Conv2d(Module):
         self.bias = uniform_fan_in(bkey, (self.out_channels,), fan_in, dtype) if bias else None
 
     def __call__(self, x):
+        _check_weight(self, (*self.kernel_size, self.in_channels // self.groups, self.out_channels))
         x = jnp.asarray(x)
         if x.ndim not in (3, 4) or x.shape[-1] != self.in_channels:
             raise ValueError(f"{self!r} expects NHWC input with x.shape[-1] == in_channels == {self.in_channels}, "
@@ -218,11 +224,12 @@ class Dropout(Module):
         if not self.training or self.p == 0.0:
             return dropout(x, self.p, None, training=False)
         if key is None:
-            if isinstance(x, jax.core.Tracer):
+            if isinstance(x, jax.core.Tracer) or _random.staging():
                 raise ValueError(
                     f"{self!r} in training mode was called inside a JAX transformation (jit, grad, vmap) without "
-                    f"a key; the global key of impl.random would be frozen into the traced function. Pass one: "
-                    f"layer(x, key=k) or model(x, key=k) for a Sequential, or switch to eval mode with .eval()")
+                    f"a key; the global key of impl.random would be frozen into the traced function and every "
+                    f"call would drop the same elements; pass one: layer(x, key=k) or model(x, key=k) for a "
+                    f"Sequential, with a new k per call, or switch to eval mode with .eval()")
             key = _random.split_key()
         return dropout(x, self.p, key, training=True)
 
@@ -247,11 +254,16 @@ class Sequential(Module):
 
     def __init__(self, *layers):
         for i, layer in enumerate(layers):
+            if isinstance(layer, type):
+                raise TypeError(f"Sequential: layer {i} is the class {layer.__name__}, not a layer; pass an "
+                                f"instance: {layer.__name__}(...) with its arguments, e.g. nn.Dropout(0.5)")
             if not callable(layer):
                 raise TypeError(f"Sequential: layer {i} is not callable: {layer!r}; pass layers such as Linear(4, 2)")
         self.layers = tuple(layers)
 
     def __call__(self, x, key=None):
+        if key is not None:
+            key = _random.check_key(key, "Sequential")
         keys = jax.random.split(key, len(self.layers)) if key is not None and self.layers else None
         for i, layer in enumerate(self.layers):
             x = layer(x, key=keys[i]) if keys is not None and _takes_key(layer) else layer(x)

@@ -45,7 +45,10 @@ def accumulation_dtype(dtype):
     return jnp.float64 if jnp.dtype(dtype) == jnp.float64 else jnp.float32
 
 
-def _promote(named):
+def _promote(named, op):
+    for k in ("x", "weight"):
+        if named[k] is None:
+            raise TypeError(f"{op}: {k} is None; pass an array ({k} is required; only bias may be None)")
     arrays = {k: as_float_array(v, k) for k, v in named.items() if v is not None}
     dt = jnp.result_type(*arrays.values())
     return {k: v.astype(dt) for k, v in arrays.items()}, dt
@@ -70,7 +73,7 @@ def linear(x, weight, bias=None):
     >>> linear(jnp.ones((2, 3)), jnp.ones((3, 4)), jnp.zeros(4)).shape
     (2, 4)
     """
-    a, dt = _promote({"x": x, "weight": weight, "bias": bias})
+    a, dt = _promote({"x": x, "weight": weight, "bias": bias}, "linear")
     x, weight = a["x"], a["weight"]
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (in_features, out_features), got shape {weight.shape}; "
@@ -127,7 +130,7 @@ def conv2d(x, weight, bias=None, stride=1, padding="SAME", dilation=1, groups=1)
 
 @functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
 def _conv2d(x, weight, bias, stride, padding, dilation, groups):
-    a, dt = _promote({"x": x, "weight": weight, "bias": bias})
+    a, dt = _promote({"x": x, "weight": weight, "bias": bias}, "conv2d")
     x, weight = a["x"], a["weight"]
     x, squeeze = W.spatial_input(x, "conv2d")
     if weight.ndim != 4:

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _reductions as F
+from ._batch_norm import batch_norm
 from ._core import check_finite_param
 from ._module import Module
 
@@ -163,9 +164,9 @@ class _BatchNorm(Module):
     def __call__(self, x):
         self._check_input(x)
         use_batch = self.training or not self.track_running_stats
-        y, rm, rv = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                 training=use_batch, momentum=self.momentum, eps=self.eps,
-                                 axis_name=self.axis_name if use_batch else None)
+        y, rm, rv = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                               training=use_batch, momentum=self.momentum, eps=self.eps,
+                               axis_name=self.axis_name if use_batch else None)
         if self.training and self.track_running_stats:
             self._store_running_stats(rm, rv)
         return y

@@ -28,13 +28,13 @@ from ._activations import silu as silu
 from ._activations import softplus as softplus
 from ._activations import softsign as softsign
 from ._activations import tanh as tanh
+from ._batch_norm import batch_norm as batch_norm
 from ._dropout import dropout as dropout
 from ._linear import conv2d as conv2d
 from ._linear import linear as linear
 from ._pooling import avg_pool2d as avg_pool2d
 from ._pooling import max_pool2d as max_pool2d
 from ._reshape import flatten as flatten
-from ._reductions import batch_norm as batch_norm
 from ._reductions import group_norm as group_norm
 from ._reductions import instance_norm as instance_norm
 from ._reductions import layer_norm as layer_norm

@@ -33,8 +33,9 @@ import operator
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["seed", "split_key", "randn", "rand", "flat_draw", "DEFAULT_SEED"]
+__all__ = ["seed", "split_key", "randn", "rand", "flat_draw", "check_key", "staging", "DEFAULT_SEED"]
 
 DEFAULT_SEED = 0
 _STATE = {"key": None}
@@ -72,13 +73,46 @@ def split_key(num: int | None = None):
         return keys[1:]
 
 
-def _shape(shape):
+def staging() -> bool:
+    """True while JAX traces a function to compile it (``jax.jit``, ``lax.scan``, ``lax.cond``,
+    ``jax.checkpoint``, ``jax.eval_shape``): a key split off the global key now would be a
+    constant of the compiled function, the same on every call.  (Under ``jax.grad`` or
+    ``jax.vmap`` alone the Python code runs on every call, and draws afresh.)"""
+    return isinstance(jnp.zeros((), jnp.bool_), jax.core.Tracer)
+
+
+def check_key(key, op: str):
+    """``key`` if it is one ``jax.random`` key: a typed key of shape ``()`` (``jax.random.key(n)``)
+    or a legacy ``uint32[2]`` (``jax.random.PRNGKey(n)``); else ``TypeError``/``ValueError``
+    naming the value and the fix."""
+    fix = "pass one such as jax.random.key(0), or split one: k1, k2 = jax.random.split(key)"
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is None or shape is None:
+        raise TypeError(f"{op}: key must be a jax.random key, got {key!r} ({type(key).__name__}); {fix}")
+    shape = tuple(shape)
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape != ():
+            raise ValueError(f"{op}: key must be a single jax.random key, got an array of {shape} keys; "
+                             f"pass one of them (keys[0]), or {fix}")
+        return key
+    if np.dtype(dtype) != np.uint32:
+        raise TypeError(f"{op}: key must be a jax.random key, got an array of dtype {np.dtype(dtype).name} and "
+                        f"shape {shape}; {fix}")
+    if shape != (2,):
+        raise ValueError(f"{op}: a legacy uint32 key has shape (2,), got shape {shape}; {fix}")
+    return key
+
+
+def _shape(shape, op):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     try:
-        return tuple(operator.index(s) for s in shape)
+        shape = tuple(operator.index(s) for s in shape)
     except TypeError:
-        raise TypeError(f"shape must be ints, got {shape!r}; call e.g. randn(4, 3) or randn((4, 3))") from None
+        raise TypeError(f"{op}: shape must be ints, got {shape!r}; call e.g. {op}(4, 3) or {op}((4, 3))") from None
+    if any(s < 0 for s in shape):
+        raise ValueError(f"{op}: shape must be sizes >= 0, got {shape}; call e.g. {op}(4, 3) or {op}((4, 3))")
+    return shape
 
 
 def flat_draw(sampler, key, shape, **kwargs):
@@ -95,9 +129,9 @@ def flat_draw(sampler, key, shape, **kwargs):
 
 def randn(*shape, dtype=None):
     """Standard normal samples of ``shape`` (``randn(4, 3)`` or ``randn((4, 3))``), float32 by default."""
-    return flat_draw(jax.random.normal, split_key(), _shape(shape), dtype=dtype or jnp.float32)
+    return flat_draw(jax.random.normal, split_key(), _shape(shape, "randn"), dtype=dtype or jnp.float32)
 
 
 def rand(*shape, dtype=None):
     """Uniform samples in [0, 1) of ``shape``, float32 by default."""
-    return flat_draw(jax.random.uniform, split_key(), _shape(shape), dtype=dtype or jnp.float32)
+    return flat_draw(jax.random.uniform, split_key(), _shape(shape, "rand"), dtype=dtype or jnp.float32)

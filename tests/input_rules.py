@@ -300,6 +300,42 @@ RULES = [
     Rule('parameter values', 'dropout p 1.5',
          'F.dropout(X4x10, 1.5, jax.random.key(0))',
          ValueError, 'dropout: p is the probability of DROPPING an element and must be in \\[0, 1\\), got 1.5'),
+    Rule('parameter values', 'batch_norm negative running_var',
+         'F.batch_norm(X4x10, np.zeros(10), -np.ones(10))',
+         ValueError, 'batch_norm: running_var must be >= 0 \\(a variance\\), got -1.0 at index 0 \\(10 of 10 entries '
+                     'negative\\); pass the running variance itself'),
+    Rule('shapes and sizes', 'batch_norm training under vmap with a global batch of 1',
+         'jax.vmap(lambda r: F.batch_norm(r, None, None, training=True, axis_name="b")[0], axis_name="b")'
+         '(jnp.ones((1, 1, 3)))',
+         ValueError, "needs more than 1 value per channel, got 1 over the batch axis 'b' of size 1 .* use a global "
+                     "batch of at least 2"),
+    Rule('types', 'Sequential of a layer class',
+         'nn.Sequential(nn.Linear(4, 2, key=jax.random.key(0)), nn.Dropout)',
+         TypeError, 'Sequential: layer 1 is the class Dropout, not a layer; pass an instance: Dropout\\(...\\)'),
+    Rule('types', 'Linear whose weight was set to None',
+         '(lambda m: (setattr(m, "weight", None), m(jnp.ones((1, 3)))))(nn.Linear(3, 2, key=jax.random.key(0)))',
+         TypeError, 'Linear\\(in_features=3, out_features=2, bias=True\\): weight is None; .* assign an array of '
+                    'shape \\(3, 2\\)'),
+    Rule('types', 'linear weight None',
+         'F.linear(X4x10, None)',
+         TypeError, 'linear: weight is None; pass an array'),
+    Rule('shapes and sizes', 'randn negative size',
+         'impl_random.randn(-1)',
+         ValueError, 'randn: shape must be sizes >= 0, got \\(-1,\\)'),
+    Rule('types', 'dropout key an int',
+         'F.dropout(X4x10, 0.5, 0)',
+         TypeError, 'dropout: key must be a jax.random key, got 0 \\(int\\); pass one such as jax.random.key\\(0\\)'),
+    Rule('types', 'dropout legacy key of 3 words',
+         'F.dropout(X4x10, 0.5, jnp.zeros(3, jnp.uint32))',
+         ValueError, 'dropout: a legacy uint32 key has shape \\(2,\\), got shape \\(3,\\); pass one such as '
+                     'jax.random.key\\(0\\)'),
+    Rule('types', 'Dropout layer key an int',
+         'nn.Dropout(0.5)(X4x10, key=0)',
+         TypeError, 'dropout: key must be a jax.random key, got 0 \\(int\\)'),
+    Rule('parameter values', 'Dropout under jit without a key, the input closed over',
+         '(lambda d: jax.jit(lambda: d(X4x10))())(nn.Dropout(0.5))',
+         ValueError, 'Dropout\\(p=0.5\\) in training mode was called inside a JAX transformation .* without a key; '
+                     '.* every call would drop the same elements'),
 ]
 
 SECTIONS = ["shapes and sizes", "kernels, windows and padding", "parameter values", "types"]
@@ -310,7 +346,9 @@ PROMOTIONS = [
      "jnp.tanh does (docs/dtype_policy.md)"),
     ("complex array", "TypeError (a row above): the layers are real functions"),
     ("values that are only known under jit (NaN running variance, negative running_var)",
-     "not checked: a traced value cannot raise; NaN propagates to the output"),
+     "not checked: a traced value cannot raise; NaN propagates to the output, and a negative running_var gives "
+     "±inf where x differs from the running mean (concrete values are checked: a row above)"),
+    ("a batch of zero rows", "kept: flatten of (0, 3, 4) is (0, 12), a layer maps an empty batch to an empty batch"),
 ]
 
 

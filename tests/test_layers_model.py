@@ -343,6 +343,14 @@ def test_flatten_merges_trailing_axes_in_row_major_order(impl_op):
     assert fn(x.astype(jnp.bfloat16)).dtype == jnp.bfloat16
 
 
+def test_flatten_of_an_empty_batch_keeps_it():
+    """A batch of 0 rows flattens to (0, prod of the rest): reshape's -1 cannot be inferred
+    there (it raised ZeroDivisionError), so the merged size is written out."""
+    assert F.flatten(jnp.zeros((0, 3, 4))).shape == (0, 12)
+    assert F.flatten(jnp.zeros((2, 0, 4)), 1).shape == (2, 0)
+    assert nn.Flatten()(jnp.zeros((0, 8, 8, 3), jnp.bfloat16)).shape == (0, 192)
+
+
 # ---- dropout ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
@@ -585,6 +593,14 @@ def test_dropout_layer_keys_and_modes():
     with pytest.raises(ValueError, match=r"Dropout\(p=0.5\) in training mode was called inside a JAX "
                                          r"transformation .* without a key"):
         jax.jit(lambda m, v: m(v))(layer, x)
+    # the layer and its input closed over: the same global key would be frozen into the compiled
+    # function, every call dropping the same elements; refused, not silently repeated
+    g = jax.jit(lambda: layer(x))
+    with pytest.raises(ValueError, match=r"Dropout\(p=0.5\) .* without a key; .* every call would drop the "
+                                         r"same elements; pass one: layer\(x, key=k\)"):
+        g()
+    h = jax.jit(lambda key: layer(x, key=key))  # the fix: a new key per call, a new mask per call
+    assert not np.array_equal(np.asarray(h(jax.random.key(1))), np.asarray(h(jax.random.key(2))))
 
 
 def test_sequential_splits_its_key_among_dropout_layers():
