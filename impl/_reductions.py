@@ -753,12 +753,52 @@ def _rms_norm(x, normalized_shape, weight, eps):
     w = _param(weight, "weight", ns, "normalized_shape")
     axes = tuple(range(x.ndim - k, x.ndim))
 
+    if eps > 0:
+        return _rms_op(x, w, axes, eps)
+
     def f(t, w):
         ms = jnp.mean(t * t, axis=axes, keepdims=True)
         return (_affine(_scale_centred(t, ms, eps), w, None),)
 
     (y,) = _in64(f, (x.dtype,), x, w, once=False)
     return y
+
+
+def _rms_value(x, w, axes, eps):
+    """``(y, ms)``: the value exactly as ``_rms_norm``'s float64 formula rounds it, and the mean square."""
+    t = _wide(x)
+    ms = jnp.mean(t * t, axis=axes, keepdims=True)
+    return _affine(_scale_centred(t, ms, eps), _f64(w), None).astype(x.dtype), ms
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _rms_op(x, w, axes, eps):
+    """rms_norm for ``eps > 0``, with the derivative below."""
+    with jax.enable_x64(True):
+        return _rms_value(x, w, axes, eps)[0]
+
+
+@_rms_op.defjvp
+def _rms_op_jvp(axes, eps, primals, tangents):
+    r""":math:`dy = r\,(dx - x\,r^2\,\overline{x\,dx})\,w + x\,r\,dw`, ``r = 1/sqrt(mean(x^2) + eps)``,
+    in float64 with ``x`` widened by each consumer (``_fresh``), rounded once (as
+    ``_normalize_op_jvp``)."""
+    (x, w), (dx, dw) = primals, tangents
+    with jax.enable_x64(True):
+        y, ms = _rms_value(x, w, axes, eps)
+        r = 1.0 / jnp.sqrt(ms + eps)
+        n = math.prod(x.shape[a] for a in axes)
+        d = dx.astype(jnp.float64)
+        xa, ra = _fresh(x, r)
+        mean_xd = _div_n(jnp.sum(_wide(xa) * d, axis=axes, keepdims=True), n)
+        xb, rb = _fresh(x, r)
+        dy = (d - _wide(xb) * (rb * rb * mean_xd)) * r
+        if w is not None:
+            dy = dy * _f64(w)
+            if dw is not None:
+                xc, rc = _fresh(x, r)
+                dy = dy + (_wide(xc) * rc) * _f64(dw)
+        return y, dy.astype(x.dtype)
 
 
 def rms_norm(x, normalized_shape, weight=None, eps=1e-6):
