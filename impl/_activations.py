@@ -60,7 +60,8 @@ def _chain(*formulas, native=None, fast32=None):
     Ops with a closed-form derivative take bfloat16/float16 values from a table
     (``_core.by_table``); the last formula of a chain stays a float64 evaluation
     so that JAX can differentiate it.  ``native(x)``, when given, computes the
-    value in the input dtype instead (for exact ops: relu, relu6).
+    value in the input dtype instead (for exact ops: relu, relu6), one callable
+    or a tuple aligned with ``formulas`` (their exact derivatives too).
     ``fast32``, when given, holds float64 formulas for float32 inputs built on
     the vectorizable kernels of ``_fast64`` (relative error below about
     2**-49, so the float32 rounding is correct except within that distance of
@@ -70,20 +71,24 @@ def _chain(*formulas, native=None, fast32=None):
     inputs and the tables keep ``formulas``, which use XLA's float64 functions."""
     fast32 = tuple(fast32) if isinstance(fast32, (tuple, list)) else (fast32,)
     fast32 = fast32 + (None,) * (len(formulas) - len(fast32))
+    native = tuple(native) if isinstance(native, (tuple, list)) else (native,)
+    native = native + (None,) * (len(formulas) - len(native))
     first = _keep_nan(formulas[0])
     fast = _keep_nan(fast32[0]) if fast32[0] is not None else None
     if len(formulas) == 1:
         def op(x, params):
+            if native[0] is not None:
+                return native[0](x)
             if fast is not None and x.dtype == jnp.float32:
                 return in_float64(lambda t: fast(t, *params), x)
             return in_float64(lambda t: first(t, *params), x)
         return op
-    deriv = _chain(*formulas[1:], fast32=fast32[1:])
+    deriv = _chain(*formulas[1:], fast32=fast32[1:], native=native[1:])
 
     @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
     def op(x, params):
-        if native is not None:
-            return native(x)
+        if native[0] is not None:
+            return native[0](x)
         if fast is not None and x.dtype == jnp.float32:
             return in_float64(lambda t: fast(t, *params), x)
         return by_table(first, op, x, *params)
@@ -226,6 +231,28 @@ def _relu_native(x):
 
 def _relu6_native(x):
     return _select_bits(x > 6, jnp.full_like(x, 6), _relu_native(x))
+
+
+def _positive(x):
+    """``x > 0`` read from the bit pattern (+inf included, NaN not): a comparison would read a
+    positive subnormal as 0 on devices that treat subnormal inputs as zero."""
+    u = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[x.dtype.itemsize]
+    bits = jax.lax.bitcast_convert_type(x, u)
+    inf_bits = jax.lax.bitcast_convert_type(jnp.array(jnp.inf, x.dtype), u)
+    return (bits > 0) & (bits <= inf_bits)
+
+
+def _relu_d1_native(x):
+    """relu' in the input dtype: 1 for x > 0 (positive subnormals and +inf included), else 0
+    (0 at 0), NaN for NaN: exact, no conversion, no table."""
+    one = jnp.where(_positive(x), jnp.ones_like(x), jnp.zeros_like(x))
+    return jnp.where(jnp.isnan(x), x, one)
+
+
+def _relu6_d1_native(x):
+    """relu6' in the input dtype: 1 on (0, 6), 0 elsewhere (0 at both kinks), NaN for NaN."""
+    one = jnp.where(_positive(x) & (x < 6), jnp.ones_like(x), jnp.zeros_like(x))
+    return jnp.where(jnp.isnan(x), x, one)
 
 
 # ---- float32 value paths on the _fast64 kernels ---------------------------------
@@ -394,9 +421,10 @@ def _exp_left32(t):
 
 
 _RELU = _chain(lambda t: jnp.where(t > 0, t, 0.0),
-               lambda t: jnp.where(t > 0, 1.0, 0.0), _zero, native=_relu_native)
+               lambda t: jnp.where(t > 0, 1.0, 0.0), _zero, native=(_relu_native, _relu_d1_native))
 _RELU6 = _chain(lambda t: jnp.where(t > 0, jnp.minimum(t, 6.0), 0.0),
-                lambda t: jnp.where((t > 0) & (t < 6), 1.0, 0.0), _zero, native=_relu6_native)
+                lambda t: jnp.where((t > 0) & (t < 6), 1.0, 0.0), _zero,
+                native=(_relu6_native, _relu6_d1_native))
 def _leaky_f(t, s, narrow_input):
     # select on the sign bit: a comparison would see a subnormal input as 0 on
     # devices that treat subnormal inputs as zero, and pass it through unscaled
