@@ -567,6 +567,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training
                          f"{tuple(x.shape)} (the unbiased variance of one value is undefined); "
                          f"use a batch of at least 2, or training=False")
     stat_dt = (rm.dtype, rv.dtype) if rm is not None else (None, None)
+    if training and eps > 0:
+        return _bn_train_op(x, (rm, rv, w, b), mom, eps, axis_name)
 
     def f(t, rm, rv, w, b):
         if training:
@@ -586,6 +588,65 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training
     if not training:
         return y, rm, rv
     return y, new_rm, new_rv
+
+
+def _bn_train_value(x, rm, rv, w, b, mom, eps, axis_name):
+    """Training-mode batch_norm exactly as ``batch_norm``'s float64 formula rounds it; also returns
+    the statistics ``(x2, m0, c, var, n)`` for the derivative."""
+    C = x.shape[-1]
+    x2 = x.reshape(-1, C)
+    m0, c, var, n = _moments(x2, (0,), axis_name)
+    y = _scale_centred(_deviations(x2, m0, c), var, eps).reshape(x.shape)
+    y = _affine(y, _f64(w), _f64(b)).astype(x.dtype)
+    if rm is None:
+        return (y, None, None), (x2, m0, c, var, n)
+    keep = 1.0 - mom
+    mean = (m0 + c).reshape(-1)
+    unbiased = (var * (n / (n - 1))).reshape(-1)
+    new_rm = (keep * _f64(rm) + mom * mean).astype(rm.dtype)
+    new_rv = (keep * _f64(rv) + mom * unbiased).astype(rv.dtype)
+    return (y, new_rm, new_rv), (x2, m0, c, var, n)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
+def _bn_train_op(x, params, mom, eps, axis_name):
+    """batch_norm with ``training=True`` and ``eps > 0``, with the derivative below."""
+    with jax.enable_x64(True):
+        return _bn_train_value(x, *params, mom, eps, axis_name)[0]
+
+
+@_bn_train_op.defjvp
+def _bn_train_op_jvp(mom, eps, axis_name, primals, tangents):
+    r"""The derivative of training-mode batch_norm per channel, over the rows of the
+    ``(rows, C)`` view (summed over ``axis_name`` when given), as ``_normalize_op_jvp``:
+    ``dy = r (dx - mean dx - xhat mean(xhat dx)) w + xhat dw + db``; the running statistics'
+    tangents are ``(1 - m) d running + m mean(dx)`` and, for the unbiased variance
+    ``var n/(n-1)``, ``(1 - m) d running_var + m n/(n-1) 2 mean(xhat dx) / r``."""
+    (x, (rm, rv, w, b)), (dx, (drm, drv, dw, db)) = primals, tangents
+    with jax.enable_x64(True):
+        (y, new_rm, new_rv), (x2, m0, c, var, n) = _bn_train_value(x, rm, rv, w, b, mom, eps, axis_name)
+        r = 1.0 / jnp.sqrt(var + eps)
+        C = x.shape[-1]
+        d = dx.reshape(-1, C).astype(jnp.float64)
+        total = lambda v: jnp.sum(v, axis=0, keepdims=True)
+        sum_d, sum_xd = total(d), total(_xhat(x2, m0, c, r, x2.shape) * d)
+        if axis_name is not None:
+            sum_d, sum_xd = lax.psum((sum_d, sum_xd), axis_name)
+        mean_d, mean_xd = _div_n(sum_d, n), _div_n(sum_xd, n)
+        dy = (d - mean_d - _xhat(x2, m0, c, r, x2.shape) * mean_xd) * r
+        if w is not None:
+            dy = dy * _f64(w)
+            if dw is not None:
+                dy = dy + _xhat(x2, m0, c, r, x2.shape) * _f64(dw)
+        if b is not None and db is not None:
+            dy = dy + _f64(db)
+        dy = dy.reshape(x.shape).astype(x.dtype)
+        if rm is None:
+            return (y, None, None), (dy, None, None)
+        keep = 1.0 - mom
+        d_rm = (keep * _f64(drm) + mom * mean_d.reshape(-1)).astype(rm.dtype)
+        d_rv = (keep * _f64(drv) + mom * (n / (n - 1)) * 2.0 * (mean_xd / r).reshape(-1)).astype(rv.dtype)
+        return (y, new_rm, new_rv), (dy, d_rm, d_rv)
 
 
 def _normalize(x, axes, w, b, eps, op, reshape=None):
