@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import mpmath
 import numpy as np
@@ -49,16 +50,135 @@ def test_piece_verdicts_match_mpmath():
     assert res["n_cr"] == n_cr and res["n_normal"] == int(np.sum(np.abs(exact) >= 2.0**-126))
 
 
-@pytest.mark.slow
-def test_resume(tmp_path, capsys):
-    args = ["relu", "--chunks", "255:256", "--jobs", "1", "--out", str(tmp_path)]
-    assert exhaustive.main(args) == 0
-    assert (tmp_path / "relu-float32" / "chunks" / "255.json").exists()
-    assert exhaustive.main(args) == 0
-    err = capsys.readouterr().err
-    assert "1 chunks already done, 0 to go" in err
-    rep = json.loads((tmp_path / "relu-float32" / "report.json").read_text())
+# ---- records: resumable, one configuration per report, corrupt ones named -------------------
+
+ARGS = ["relu", "--chunks", "255:256", "--jobs", "1"]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """One real sweep of relu's last chunk; returns its record."""
+    out = tmp_path_factory.mktemp("sweep")
+    assert exhaustive.main([*ARGS, "--out", str(out)]) == 0
+    return json.loads((out / "relu-float32" / "impl.functional" / "chunks" / "255.json").read_text())
+
+
+def _chunks(out, impl="impl.functional"):
+    d = out / "relu-float32" / impl / "chunks"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def test_record_names_its_configuration(swept):
+    c = swept["config"]
+    assert c["case"] == "relu" and c["dtype"] == "float32"
+    assert c["impl"]["module"] == "impl.functional" and c["impl"]["version"] and c["impl"]["source_sha256"]
+    assert "mpmath" in c["reference"]["tier"] and c["reference"]["source_sha256"]
+    assert c["tool"] == {"name": "tools.exhaustive", "record_version": exhaustive.RECORD_VERSION,
+                         "source_sha256": c["tool"]["source_sha256"]}
+    assert c == exhaustive.configuration("relu", "float32", "impl.functional")
+
+
+def test_resume(swept, tmp_path, capsys):
+    (_chunks(tmp_path) / "255.json").write_text(json.dumps(swept))
+    assert exhaustive.main([*ARGS, "--out", str(tmp_path)]) == 0
+    assert "1 chunks already done, 0 to go" in capsys.readouterr().err
+    rep = json.loads((tmp_path / "relu-float32" / "impl.functional" / "report.json").read_text())
     assert rep["n"] == 1 << 24 and rep["n_nonfinite_mismatch"] == 0 and rep["max_ulp"] == 0.0
+    assert rep["config"] == swept["config"]
+
+
+def test_unknown_implementation_is_an_error_even_with_records(swept, tmp_path, capsys):
+    """--impl of a module that does not exist used to report the records of impl.functional
+    under its name and exit 0."""
+    (_chunks(tmp_path) / "255.json").write_text(json.dumps(swept))
+    with pytest.raises(SystemExit) as e:
+        exhaustive.main([*ARGS, "--out", str(tmp_path), "--impl", "nonexistent_module"])
+    assert e.value.code == 2
+    assert "--impl nonexistent_module: cannot import 'nonexistent_module'" in capsys.readouterr().err
+    assert not (tmp_path / "relu-float32" / "nonexistent_module").exists()
+
+
+def test_implementation_without_the_op_is_an_error(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        exhaustive.main([*ARGS, "--out", str(tmp_path), "--impl", "tests._fake_impls:NOTHING"])
+    assert "does not provide relu" in capsys.readouterr().err
+
+
+def test_records_of_another_configuration_are_refused(swept, tmp_path, capsys):
+    rec = json.loads(json.dumps(swept))
+    rec["config"]["impl"]["source_sha256"] = "0123456789abcdef"
+    (_chunks(tmp_path) / "255.json").write_text(json.dumps(rec))
+    assert exhaustive.main([*ARGS, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "1 chunk records in" in err and "255.json first" in err and "another configuration" in err
+    assert f"impl.source_sha256: '0123456789abcdef' -> '{swept['config']['impl']['source_sha256']}'" in err
+    assert "--recompute-stale" in err
+    assert not (tmp_path / "relu-float32" / "impl.functional" / "report.json").exists()
+
+
+def test_each_implementation_has_its_own_records(swept, tmp_path):
+    """A record of impl.functional is never taken for another implementation's: that one's
+    folder is empty, so its run would sweep (here: nothing of impl.functional is read)."""
+    (_chunks(tmp_path) / "255.json").write_text(json.dumps(swept))
+    other = exhaustive.configuration("relu", "float32", "tests._fake_impls:PARTIAL")
+    assert other["impl"]["spec"] == "tests._fake_impls:PARTIAL" and other != swept["config"]
+    rec = dict(swept, config=other)
+    (_chunks(tmp_path, "tests._fake_impls_PARTIAL") / "255.json").write_text(json.dumps(rec))
+    assert exhaustive.main([*ARGS, "--out", str(tmp_path), "--impl", "tests._fake_impls:PARTIAL"]) == 0
+    rep = json.loads((tmp_path / "relu-float32" / "tests._fake_impls_PARTIAL" / "report.json").read_text())
+    assert rep["impl"] == "tests._fake_impls:PARTIAL" and rep["config"] == other
+    assert json.loads((tmp_path / "relu-float32" / "impl.functional" / "chunks" / "255.json").read_text()) == swept
+
+
+@pytest.mark.parametrize("content,why", [
+    ("{}", "fields missing: chunk, n,"),
+    ('{"n": 16777216, "n_cr"', "not valid JSON"),
+    ("[1, 2]", "a JSON list, not an object"),
+])
+def test_unreadable_record_is_named_and_not_used(content, why, tmp_path, capsys):
+    d = _chunks(tmp_path)
+    (d / "254.json").write_text(content)
+    (d / "notes.json").write_text('{"note": "mine"}')
+    assert exhaustive._read_records(d, lambda m: print(m, file=sys.stderr)) == {}
+    err = capsys.readouterr().err
+    assert f"chunk record {d / '254.json'} cannot be used ({why}" in err and "recomputes and replaces it" in err
+    assert f"ignoring {d / 'notes.json'}: not a chunk record" in err
+
+
+@pytest.mark.slow
+def test_unreadable_record_is_recomputed(swept, tmp_path, capsys):
+    d = _chunks(tmp_path)
+    (d / "255.json").write_text("{}")
+    (d / "notes.json").write_text('{"note": "mine"}')
+    assert exhaustive.main([*ARGS, "--out", str(tmp_path)]) == 0
+    assert "0 chunks already done, 1 to go" in capsys.readouterr().err
+    rec = json.loads((d / "255.json").read_text())
+    assert {k: v for k, v in rec.items() if k != "seconds"} == {k: v for k, v in swept.items() if k != "seconds"}
+    assert (d / "notes.json").exists()  # not ours: left alone
+
+
+def test_records_of_the_first_version_are_adopted_on_request(swept, tmp_path, capsys):
+    """Records written before they named a configuration (DIR/<op>-<dtype>/chunks/) are not
+    used silently: a note names the fix, and --adopt-legacy moves them in, said in the report."""
+    legacy = tmp_path / "relu-float32" / "chunks"
+    legacy.mkdir(parents=True)
+    old = {k: v for k, v in swept.items() if k != "config"}
+    (legacy / "255.json").write_text(json.dumps(old))
+    # without the flag (a current record present, so nothing is swept): a note, the record unused
+    (_chunks(tmp_path) / "255.json").write_text(json.dumps(swept))
+    assert exhaustive.main([*ARGS, "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert f"1 chunk records in {legacy} name no configuration" in err and "--adopt-legacy" in err
+    (_chunks(tmp_path) / "255.json").unlink()
+    assert exhaustive.main([*ARGS, "--out", str(tmp_path), "--adopt-legacy"]) == 0
+    err = capsys.readouterr().err
+    assert f"adopted 1 chunk records of {legacy}" in err and "1 chunks already done, 0 to go" in err
+    assert not legacy.exists()
+    rec = json.loads((_chunks(tmp_path) / "255.json").read_text())
+    assert rec["config"] == swept["config"] and "--adopt-legacy" in rec["adopted"]
+    md = (tmp_path / "relu-float32" / "impl.functional" / "report.md").read_text()
+    assert "1 chunks adopted from records that named no configuration" in md
 
 
 def test_bad_arguments():
