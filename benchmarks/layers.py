@@ -75,7 +75,7 @@ def _peers_elementwise(name):
     return out
 
 
-def _vetted_elementwise(name):
+def _vetted_elementwise(name, F=F):
     if name == "gelu_tanh":
         return lambda x: F.gelu(x, approximate=True)
     if name == "gelu":
@@ -84,8 +84,8 @@ def _vetted_elementwise(name):
     return (lambda x: fn(x)) if fn is not None else None
 
 
-def _norm_entries():
-    """(op, shape, vetted, peers) for the reductions that exist in impl.functional."""
+def _norm_entries(F=F):
+    """(op, shape, vetted, peers) for the reductions that exist in impl.functional (or ``F``)."""
     out = []
     if hasattr(F, "softmax"):
         out.append(("softmax", (4096, 1000), lambda x: F.softmax(x, axis=-1),
@@ -179,18 +179,21 @@ def _grad(f):
     return jax.grad(lambda v: jnp.sum(f(v).astype(jnp.float32)))
 
 
-def _entries():
-    """(name, vetted, peers) of every op benchmarked; shapes come from ``_shape``."""
-    out = [(n, _vetted_elementwise(n), _peers_elementwise(n)) for n in ELEMENTWISE]
+def _entries(extra=None):
+    """(name, vetted, peers, other) of every op benchmarked; shapes come from ``_shape``.
+    ``other``: the same op from ``extra`` (another build of the functional API), or None."""
+    out = [(n, _vetted_elementwise(n), _peers_elementwise(n), _vetted_elementwise(n, extra) if extra else None)
+           for n in ELEMENTWISE]
+    others = {e[0]: e[2] for e in _norm_entries(extra)} if extra else {}
     for name, _shape0, vetted, peers in _norm_entries():
-        out.append((name, vetted, peers))
+        out.append((name, vetted, peers, others.get(name)))
     return out
 
 
 def run(only=None, dtypes=("float32", "bfloat16"), repeats=20, sizes=(14, 18, 22, 24),
-        modes=("forward", "grad", "fused")):
+        modes=("forward", "grad", "fused"), extra=None):
     rows = []
-    for name, vetted, peers in _entries():
+    for name, vetted, peers, other in _entries(extra):
         if vetted is None or (only and name not in only):
             continue
         for dt in dtypes:
@@ -198,16 +201,16 @@ def run(only=None, dtypes=("float32", "bfloat16"), repeats=20, sizes=(14, 18, 22
                 if mode == "fused" and name not in ELEMENTWISE:
                     continue
                 for k in sizes:
-                    row = _measure(name, vetted, peers, jnp.dtype(dt), mode, k, repeats)
+                    row = _measure(name, vetted, peers, jnp.dtype(dt), mode, k, repeats, other)
                     if row is not None:
                         rows.append(row)
                         print(_format_row(row), flush=True)
     return rows
 
 
-def _measure(name, vetted, peers, dtype, mode, k, repeats):
-    labels = ["vetted"] + [p for p, _ in peers]
-    fns = [vetted] + [f for _, f in peers]
+def _measure(name, vetted, peers, dtype, mode, k, repeats, other=None):
+    labels = ["vetted"] + [p for p, _ in peers] + (["other"] if other is not None else [])
+    fns = [vetted] + [f for _, f in peers] + ([other] if other is not None else [])
     if mode == "fused":
         m = max((1 << k) // 256, 1)
         a, w = _input((m, 256), dtype, 1), _input((256, 256), dtype, 2) * jnp.asarray(1 / 16, dtype)
@@ -225,27 +228,34 @@ def _measure(name, vetted, peers, dtype, mode, k, repeats):
         return None
     res = dict(zip(labels, ts))
     fastest_peer = min((res[p] for p, _ in peers), default=float("nan"))
-    return {"op": name, "dtype": dtype.name, "mode": mode, "log2_size": k, "shape": list(shape),
-            "times_ms": {kk: v * 1e3 for kk, v in res.items()},
-            "ratio_to_fastest_peer": res["vetted"] / fastest_peer if peers else None}
+    row = {"op": name, "dtype": dtype.name, "mode": mode, "log2_size": k, "shape": list(shape),
+           "times_ms": {kk: v * 1e3 for kk, v in res.items()},
+           "ratio_to_fastest_peer": res["vetted"] / fastest_peer if peers else None}
+    if other is not None:
+        row["other_ratio_to_fastest_peer"] = res["other"] / fastest_peer if peers else None
+    return row
 
 
-def summary(rows):
-    """Per (op, dtype, mode): the worst ratio over sizes, and at which size."""
+def summary(rows, key="ratio_to_fastest_peer"):
+    """Per (op, dtype, mode): the worst ``key`` ratio over sizes, and at which size."""
     worst = {}
     for r in rows:
-        if r["ratio_to_fastest_peer"] is None:
+        if r.get(key) is None:
             continue
-        key = (r["op"], r["dtype"], r["mode"])
-        if key not in worst or r["ratio_to_fastest_peer"] > worst[key][0]:
-            worst[key] = (r["ratio_to_fastest_peer"], r["log2_size"])
+        k = (r["op"], r["dtype"], r["mode"])
+        if k not in worst or r[key] > worst[k][0]:
+            worst[k] = (r[key], r["log2_size"])
     return worst
 
 
-def summary_markdown(rows):
+def summary_markdown(rows, other_label=None):
+    """The worst ratio over sizes per op, dtype and mode; with ``other_label``, the other build's
+    worst ratio beside it (``other -> vetted``)."""
     worst = summary(rows)
+    before = summary(rows, "other_ratio_to_fastest_peer") if other_label else {}
     modes = [m for m in ("forward", "grad", "fused") if any(k[2] == m for k in worst)]
-    out = ["| op | dtype | " + " | ".join(f"worst {m} ratio (at 2**k)" for m in modes) + " |",
+    head = "worst {} ratio (at 2**k)" if not before else "worst {} ratio, " + other_label + " -> now"
+    out = ["| op | dtype | " + " | ".join(head.format(m) for m in modes) + " |",
            "|---|---|" + "---|" * len(modes)]
     seen = []
     for op, dt, _ in worst:
@@ -254,8 +264,11 @@ def summary_markdown(rows):
     for op, dt in seen:
         cells = []
         for m in modes:
-            w = worst.get((op, dt, m))
-            cells.append("-" if w is None else f"{w[0]:.2f} ({w[1]})")
+            w, b = worst.get((op, dt, m)), before.get((op, dt, m))
+            cell = "-" if w is None else f"{w[0]:.2f} ({w[1]})"
+            if b is not None:
+                cell = f"{b[0]:.2f} ({b[1]}) -> {cell}"
+            cells.append(cell)
         out.append(f"| `{op}` | {dt} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
@@ -264,6 +277,8 @@ def _format_row(r):
     t = r["times_ms"]
     peers = ", ".join(f"{k} {v:.3f}" for k, v in t.items() if k != "vetted")
     ratio = "-" if r["ratio_to_fastest_peer"] is None else f"{r['ratio_to_fastest_peer']:.2f}x"
+    if r.get("other_ratio_to_fastest_peer") is not None:
+        ratio += f" (other {r['other_ratio_to_fastest_peer']:.2f}x)"
     return (f"{r['op']:12s} {r['dtype']:9s} {r['mode']:7s} 2**{r['log2_size']:<2d} vetted {t['vetted']:9.3f} ms | "
             f"{peers} | ratio {ratio}")
 
@@ -271,7 +286,8 @@ def _format_row(r):
 def markdown(rows, meta):
     out = [f"Measured {meta['date']} on {meta['machine']} ({meta['devices']}), {meta['versions']}; "
            f"median of {meta['repeats']} interleaved runs; command: `{meta['command']}`.", "",
-           "Worst ratio to the fastest peer over the sizes:", "", summary_markdown(rows),
+           "Worst ratio to the fastest peer over the sizes:", "",
+           summary_markdown(rows, meta.get("other")),
            "Every row:", "",
            "| op | dtype | mode | size | vetted (ms) | peers (ms) | ratio to fastest peer |",
            "|---|---|---|---|---|---|---|"]
@@ -304,6 +320,10 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--sizes", default="14,18,22,24", help="comma-separated log2 element counts")
     ap.add_argument("--modes", default="forward,grad,fused", help="forward, grad, fused")
+    ap.add_argument("--other", default=None, metavar="MODULE",
+                    help="another build of the functional API timed in the same interleaved run, e.g. an "
+                         "earlier impl/ copied to impl_before/ (impl_before.functional); its worst ratio is "
+                         "shown beside the vetted one")
     ap.add_argument("--json", default=None, help="write the results as JSON here")
     ap.add_argument("--markdown", default=None, help="write the table as Markdown here")
     ap.add_argument("--baseline", default=None, help="a JSON from an earlier run to compare with")
@@ -314,9 +334,15 @@ def main(argv=None):
             "devices": ", ".join(str(d) for d in jax.devices()), "repeats": args.repeats,
             "versions": f"jax {jax.__version__}, jaxlib {jaxlib.__version__}",
             "command": "python -m benchmarks.layers " + " ".join(argv if argv is not None else sys.argv[1:])}
+    extra = None
+    if args.other:
+        import importlib
+
+        extra = importlib.import_module(args.other)
+        meta["other"] = args.other
     rows = run(set(args.only.split(",")) if args.only else None, tuple(args.dtypes.split(",")), args.repeats,
-               tuple(int(k) for k in args.sizes.split(",")), tuple(args.modes.split(",")))
-    print("\nworst ratio to the fastest peer over the sizes:\n" + summary_markdown(rows))
+               tuple(int(k) for k in args.sizes.split(",")), tuple(args.modes.split(",")), extra)
+    print("\nworst ratio to the fastest peer over the sizes:\n" + summary_markdown(rows, args.other))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
