@@ -301,14 +301,14 @@ def markdown(rows, meta):
 
 
 def compare(rows, baseline):
-    key = lambda r: (r["op"], r["dtype"], r.get("mode", "forward"), r.get("log2_size"))
+    key = lambda r: (r["op"], r["dtype"], r.get("mode", "forward"), r.get("log2_size"), r.get("batch"))
     base = {key(r): r for r in baseline["rows"]}
     print("\nchange against the baseline (ratio to the fastest peer, and vetted time):")
     for r in rows:
         b = base.get(key(r))
         if b and b.get("ratio_to_fastest_peer") and r.get("ratio_to_fastest_peer"):
             old, new = b["times_ms"]["vetted"], r["times_ms"]["vetted"]
-            print(f"  {r['op']:12s} {r['dtype']:9s} {r['mode']:7s} 2**{r['log2_size']:<2d} ratio "
+            print(f"  {r['op']:12s} {r['dtype']:9s} {r.get('mode', ''):10s} {r.get('log2_size', r.get('batch', ''))!s:4s} ratio "
                   f"{b['ratio_to_fastest_peer']:5.2f} -> {r['ratio_to_fastest_peer']:5.2f}; "
                   f"{old:8.3f} -> {new:8.3f} ms")
 

@@ -1,5 +1,5 @@
 """The tutorial's ModernCNN, forward pass and a jitted training step, against the
-same network written with flax.nnx (when installed), at batch 64 on 32x32x3 images.
+same network written with flax.nnx (when installed), at batch 64 and 8 on 32x32x3 images.
 
 Usage::
 
@@ -35,7 +35,7 @@ from benchmarks.layers import median_times
 BATCH, NUM_CLASSES, LR = 64, 10, 1e-3
 
 
-def _vetted_model(dtype):
+def _vetted_model(dtype, inn=inn):
     model = inn.Sequential(
         inn.Conv2d(3, 64, kernel_size=(3, 3), padding="SAME", key=jax.random.key(1)), inn.BatchNorm2d(64), inn.GELU(),
         inn.MaxPool2d(kernel_size=(2, 2), strides=(2, 2)),
@@ -51,8 +51,8 @@ def _cross_entropy(logits, labels):
     return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
 
 
-def _vetted_fns(dtype):
-    model = _vetted_model(dtype)
+def _vetted_fns(dtype, inn=inn):
+    model = _vetted_model(dtype, inn)
     eval_model = jax.tree_util.tree_map(lambda v: v, model).eval()  # a copy: .eval() switches in place
 
     def forward(x):
@@ -117,19 +117,21 @@ def _flax_fns(dtype):
     return forward, jax.jit(step), state
 
 
-def run(dtypes=("float32", "bfloat16"), repeats=10):
+def run(dtypes=("float32", "bfloat16"), repeats=10, batches=(BATCH,), other=None):
     rows = []
-    for dt in dtypes:
+    for dt, batch in [(d, b) for d in dtypes for b in batches]:
         dtype = jnp.dtype(dt)
         rng = np.random.default_rng(0)
-        x = jnp.asarray(rng.standard_normal((BATCH, 32, 32, 3)), dtype)
-        labels = jnp.asarray(rng.integers(0, NUM_CLASSES, BATCH))
+        x = jnp.asarray(rng.standard_normal((batch, 32, 32, 3)), dtype)
+        labels = jnp.asarray(rng.integers(0, NUM_CLASSES, batch))
         key = jax.random.key(7)
         impls = {"vetted": _vetted_fns(dtype)}
         try:
             impls["flax.nnx"] = _flax_fns(dtype)
         except ImportError:
             pass
+        if other is not None:
+            impls["other"] = _vetted_fns(dtype, other)
         for what in ("forward", "train_step"):
             calls = []
             for fwd, step, state in impls.values():
@@ -138,13 +140,19 @@ def run(dtypes=("float32", "bfloat16"), repeats=10):
                 else:
                     calls.append(lambda s=step, st=state: s(st, x, labels, key))
             ts = dict(zip(impls, (1e3 * t for t in median_times(calls, repeats))))
-            peers = [v for k, v in ts.items() if k != "vetted"]
-            row = {"op": f"ModernCNN {what}", "dtype": dt, "shape": [BATCH, 32, 32, 3], "times_ms": ts,
+            peers = [v for k, v in ts.items() if k not in ("vetted", "other")]
+            row = {"op": f"ModernCNN {what}", "dtype": dt, "mode": what, "batch": batch,
+                   "shape": [batch, 32, 32, 3], "times_ms": ts,
                    "ratio_to_fastest_peer": ts["vetted"] / min(peers) if peers else None}
+            if "other" in ts and peers:
+                row["other_ratio_to_fastest_peer"] = ts["other"] / min(peers)
             rows.append(row)
             others = ", ".join(f"{k} {v:.1f}" for k, v in ts.items() if k != "vetted")
             ratio = "-" if row["ratio_to_fastest_peer"] is None else f"{row['ratio_to_fastest_peer']:.2f}x"
-            print(f"{row['op']:22s} {dt:9s} vetted {ts['vetted']:8.1f} ms | {others} | ratio {ratio}", flush=True)
+            if "other_ratio_to_fastest_peer" in row:
+                ratio += f" (other {row['other_ratio_to_fastest_peer']:.2f}x)"
+            print(f"{row['op']:22s} {dt:9s} batch {batch:3d} vetted {ts['vetted']:8.1f} ms | {others} | ratio {ratio}",
+                  flush=True)
     return rows
 
 
@@ -152,12 +160,21 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m benchmarks.model", description=__doc__.split("\n\n")[0])
     ap.add_argument("--dtypes", default="float32,bfloat16")
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--batches", default="64,8", help="comma-separated batch sizes (default 64,8)")
+    ap.add_argument("--other", default=None, metavar="MODULE",
+                    help="another build of impl.nn (e.g. an earlier impl/ copied to impl_before/: "
+                         "impl_before.nn) timed in the same interleaved run")
     ap.add_argument("--json", default=None, help="write the results as JSON here (same format as benchmarks.layers)")
     ap.add_argument("--baseline", default=None, help="a JSON from an earlier run to compare with")
     args = ap.parse_args(argv)
     import jaxlib
 
-    rows = run(tuple(args.dtypes.split(",")), args.repeats)
+    other = None
+    if args.other:
+        import importlib
+
+        other = importlib.import_module(args.other)
+    rows = run(tuple(args.dtypes.split(",")), args.repeats, tuple(int(b) for b in args.batches.split(",")), other)
     if args.json:
         meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}",
                 "versions": f"jax {jax.__version__}, jaxlib {jaxlib.__version__}", "repeats": args.repeats,
