@@ -7,7 +7,8 @@ a regeneration killed with SIGKILL at each step of its commit (the test hook
 ``GOLDEN_FAULT_AT`` of ``tools/golden.py``), a write that fails half way (a file
 size limit standing in for a full disk), a store that cannot be written.  After
 each, the store verifies, or ``--recover`` brings it back to a verified state,
-and the result is all of one set of files or all of the other.
+and the result is all of one set of files or all of the other.  The scenarios
+that run several regenerations are marked ``slow`` (left out of ``--quick``).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class _Holder:
 
 # ---- two regenerations at once -------------------------------------------------------
 
+@pytest.mark.slow
 def test_concurrent_regenerations_lose_nothing(stale, pristine):
     """Two regenerations of different cases of one store, started together: the second waits
     for the first (its message names the holder) and then works on its result, so neither
@@ -132,6 +134,7 @@ def test_every_step_is_covered():
     assert set(AFTER_COMMIT_POINT) == set(golden.FAULT_STEPS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", golden.FAULT_STEPS)
 def test_kill_during_commit_then_recover(stale, pristine, step):
     """SIGKILL at each step of a regeneration's commit; ``--recover`` then gives a verified store
@@ -161,6 +164,7 @@ s.commit(files, {k: v for k, v in s.manifest.items() if k != 'files'})
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", golden.FAULT_STEPS)
 def test_kill_during_commit_that_drops_a_file(stale, step, tmp_path):
     """A commit that changes one file and drops another, killed at each step: all or nothing."""
@@ -180,6 +184,7 @@ def test_kill_during_commit_that_drops_a_file(stale, step, tmp_path):
     assert _files(root) == (after if AFTER_COMMIT_POINT[step] else before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", ["marked", "moving"])
 def test_recover_without_the_staged_manifest(stale, pristine, step):
     """Killed after the commit point, then ``.staging/MANIFEST.json`` lost: --recover cannot
@@ -195,6 +200,7 @@ def test_recover_without_the_staged_manifest(stale, pristine, step):
     assert ("regenerating the 2 cases it holds" in rec.stderr) == (step == "moving"), rec.stderr
 
 
+@pytest.mark.slow
 def test_recover_never_skips_a_lost_staged_file(stale, pristine):
     """A staged file gone after the commit point: completing the commit would leave a file
     that does not match the new manifest; --recover refuses to skip it and ends verified."""
@@ -226,6 +232,7 @@ _LIMITED = ("import resource, runpy, sys\n"
             "runpy.run_module('tools.regen_golden', run_name='__main__', alter_sys=True)\n")
 
 
+@pytest.mark.slow
 def test_failed_write_leaves_the_old_set_and_no_staging(stale):
     """A write of the new set that fails half way (a file size limit: EFBIG, as a full disk
     gives ENOSPC) is a one-line error; the staging folder is removed, the old set intact."""
