@@ -54,7 +54,7 @@ def _keep_nan(formula):
     return f
 
 
-def _chain(*formulas, native=None, fast32=None):
+def _chain(*formulas, native=None, fast32=None, pair32=None):
     """An op from float64 formulas ``[f, f', f'', ...]`` (see module docstring).
 
     Ops with a closed-form derivative take bfloat16/float16 values from a table
@@ -68,7 +68,12 @@ def _chain(*formulas, native=None, fast32=None):
     a rounding boundary): one formula (the value's) or a tuple aligned with
     ``formulas`` (``None`` where there is none), so that the derivatives that
     ``jax.grad`` evaluates on every training step run on them too.  float64
-    inputs and the tables keep ``formulas``, which use XLA's float64 functions."""
+    inputs and the tables keep ``formulas``, which use XLA's float64 functions.
+    ``pair32(t, *params) -> (f, f')``, when given, evaluates the value and the
+    first derivative of a float32 input together, sharing their expensive parts
+    (gelu's ``exp`` and ``erfcx``), for the JVP, where both are needed; the
+    pair is itself a ``custom_jvp`` whose derivative is the chain's next one,
+    so higher derivatives keep their closed forms."""
     fast32 = tuple(fast32) if isinstance(fast32, (tuple, list)) else (fast32,)
     fast32 = fast32 + (None,) * (len(formulas) - len(fast32))
     native = tuple(native) if isinstance(native, (tuple, list)) else (native,)
@@ -93,12 +98,46 @@ def _chain(*formulas, native=None, fast32=None):
             return in_float64(lambda t: fast(t, *params), x)
         return by_table(first, op, x, *params)
 
+    pair = _pair_op(_keep_nan_pair(pair32), deriv) if pair32 is not None else None
+
     @op.defjvp
     def _jvp(params, primals, tangents):
         (x,), (dx,) = primals, tangents
+        if pair is not None and x.dtype == jnp.float32 and native[0] is None:
+            y, d = pair(x, params)
+            return y, d * dx
         return op(x, params), deriv(x, params) * dx
 
     return op
+
+
+def _keep_nan_pair(formula):
+    def f(t, *params):
+        y, d = formula(t, *params)
+        nan = jnp.isnan(t)
+        return jnp.where(nan, t, y), jnp.where(nan, t, d)
+    return f
+
+
+def _pair_op(pair32, deriv):
+    """``(f(x), f'(x))`` of a float32 ``x`` from ``pair32`` in float64, each rounded once, as a
+    ``custom_jvp``: the tangent of ``f`` is ``f' dx`` and that of ``f'`` comes from ``deriv``
+    (the chain of the higher derivatives)."""
+
+    @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+    def pair(x, params):
+        with jax.enable_x64(True):
+            y, d = pair32(x.astype(jnp.float64), *params)
+            return y.astype(x.dtype), d.astype(x.dtype)
+
+    @pair.defjvp
+    def _pair_jvp(params, primals, tangents):
+        (x,), (dx,) = primals, tangents
+        y, d = pair(x, params)
+        dd = jax.jvp(lambda v: deriv(v, params), (x,), (dx,))[1]
+        return (y, d), (d * dx, dd)
+
+    return pair
 
 
 def _split26(c: float):
@@ -322,6 +361,16 @@ def _gelu32(t):
     return jnp.where(t < -14.5, -0.0, y)
 
 
+def _gelu_pair32(t):
+    """``(gelu(t), gelu'(t))`` from one ``exp`` and one ``erfcx`` (``_gelu32``, ``_gelu_d1_32``)."""
+    e, r, tc = _gelu_erfc_parts32(t)
+    er = e * r
+    y = jnp.where(t < -14.5, -0.0, 0.5 * t * jnp.where(t >= 0, 2.0 - er, er))
+    d = jnp.where(tc < 0, e * (0.5 * r + tc * _INV_SQRT_2PI), 1.0 - 0.5 * er + tc * (e * _INV_SQRT_2PI))
+    d = _negative_tail(t, jnp.where(t > 8.0, 1.0, jnp.where(t < -_GELU_CLIP, -0.0, d)))
+    return y, d
+
+
 def _gelu_d1_32(t):
     # Phi(t) + t phi(t) = E (R/2 + t/sqrt(2 pi)) for t < 0 (cancels next to the zero t = -0.7518,
     # as the float64 formula does), 1 - E R/2 + t E/sqrt(2 pi) for t >= 0
@@ -483,7 +532,7 @@ def _gelu_d2(t):
     return jnp.where((jnp.abs(t) > 40) | (d == 0), -0.0, d)
 
 
-_GELU = _chain(_gelu_f, _gelu_d1, _gelu_d2, fast32=(_gelu32, _gelu_d1_32, _gelu_d2_32))
+_GELU = _chain(_gelu_f, _gelu_d1, _gelu_d2, fast32=(_gelu32, _gelu_d1_32, _gelu_d2_32), pair32=_gelu_pair32)
 
 
 def _gelu_tanh_u2(t):
