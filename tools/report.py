@@ -101,8 +101,8 @@ def _read_fresh(report: Path, run_id: str):
     return data if data.get("header", {}).get("run id") == run_id else None
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.report", description=__doc__.split("\n\n")[0])
+def main(argv=None, prog: str = "python -m tools.report") -> int:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     ap.add_argument("--impl", action="append",
                     help="module (or module:ATTRIBUTE) under test (repeatable; default impl.functional)")
     ap.add_argument("--peers", action="store_true",
