@@ -9,9 +9,11 @@ import pathlib
 
 import pytest
 
+import impl
 from tests.input_rules import RULES, SECTIONS, render, run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+DOCS_PAGE = ROOT / "docs" / "input_rules.md"
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[r.what for r in RULES])
@@ -30,14 +32,17 @@ def test_rule_names_are_unique_and_sections_known():
     assert {r.section for r in RULES} <= set(SECTIONS)
 
 
+@pytest.mark.skipif(not DOCS_PAGE.exists(), reason="docs/ is not in the installed suite; this check runs in a clone")
 def test_docs_page_is_the_rendered_table():
-    page = (ROOT / "docs" / "input_rules.md").read_text()
+    page = DOCS_PAGE.read_text()
     assert page == render(), "docs/input_rules.md is out of date; run: python -m tests.input_rules"
 
 
 def test_impl_never_asserts_on_input():
     found = []
-    for path in sorted((ROOT / "impl").glob("*.py")):
+    paths = sorted(pathlib.Path(impl.__file__).parent.glob("*.py"))
+    assert paths, f"no .py files beside {impl.__file__}"
+    for path in paths:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Assert):
                 found.append(f"{path.name}:{node.lineno}")

@@ -19,12 +19,15 @@ import impl
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tutorial")]
 
 ROOT = Path(__file__).resolve().parent.parent
+TUTORIAL = ROOT / "examples" / "tutorial.py"
 
 
 @pytest.fixture(scope="module")
 def tutorial_output(tmp_path_factory):
     plots = tmp_path_factory.mktemp("plots")
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "tutorial.py"), "--plots", str(plots)],
+    if not TUTORIAL.exists():
+        pytest.skip("examples/ is not in the installed suite; the tutorial runs in a clone")
+    proc = subprocess.run([sys.executable, str(TUTORIAL), "--plots", str(plots)],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, f"examples/tutorial.py failed:\n{proc.stderr[-3000:]}"
     return proc.stdout, plots

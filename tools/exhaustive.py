@@ -199,10 +199,11 @@ def _hash_files(files, base) -> str:
 
 def _source_hash(module):
     """A hash of the .py files of ``module``'s top-level package (or module) when it lives in
-    this repository, where its version number does not follow its edits; None elsewhere."""
+    this repository, where its version number does not follow its edits, or is the project's
+    ``impl`` (installed from the wheel, beside the suite's folder); None elsewhere."""
     top = sys.modules[module.__name__.partition(".")[0]]
     path = Path(getattr(top, "__file__", None) or "/").resolve()
-    if _REPO not in path.parents:
+    if _REPO not in path.parents and top.__name__ != "impl":
         return None
     if path.name == "__init__.py":
         return _hash_files(path.parent.rglob("*.py"), path.parent.parent)
