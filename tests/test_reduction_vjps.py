@@ -49,7 +49,7 @@ def vjp_of(fn, case, arrays, device, cotangents):
     return np.stack([np.asarray(pullback(jax.device_put(jnp.asarray(g), device))[0]) for g in cotangents])
 
 
-def measure(got, arrays, dtype, device):
+def measure(got, arrays, dtype):
     """``(stats, abs_max, abs_ulps, codes)``: the metric's statistics (ulps of the result) and
     ``|got - exact|`` in ulps of ``2**term_exp`` over the normal-range results."""
     fmt = FORMATS[dtype]
@@ -74,7 +74,7 @@ def test_vjp_golden(case, dtype, device, impl_op, store, record, reproduce):
         got = vjp_of(fn, case, arrays, device, g)
     assert got.dtype == g.dtype, f"{case.id}: the VJP of a {dtype} input is {got.dtype}; expected {dtype}"
     budget = case.budgets[dtype]
-    stats, abs_max, abs_ulps, codes = measure(got, arrays, dtype, device)
+    stats, abs_max, abs_ulps, codes = measure(got, arrays, dtype)
     dev = D.device_id(device)
     record(reporting.row_from_stats("vjp", case.id, dtype, dev, "golden", stats, budget,
                                     extra={"max_abs_ulps": abs_max, "abs_unit": "ulp(largest term)",
@@ -153,3 +153,69 @@ def test_softmax_vjp_exact_zero_and_exact_values():
     assert (r == g).all() and (q == 0).all()
     r, q, _ = REF.softmax_vjp(np.zeros((1, 4), np.float32), g, f32)
     assert (r == (g - g.mean()) / 4).all() and (q == 0).all()
+
+
+# ---- the stored VJPs against the textbook formulas at 320 bits -----------------------------------
+
+def _groups(op, kwargs, x):
+    """``x`` arranged as rows of the elements one statistic (softmax row) is taken over, by numpy
+    axis moves written apart from the reference's index arithmetic."""
+    if op in ("softmax", "log_softmax"):
+        return np.moveaxis(x, kwargs["axis"], -1).reshape(-1, x.shape[kwargs["axis"]])
+    if op in ("layer_norm", "rms_norm"):
+        return x.reshape(-1, int(np.prod(kwargs["normalized_shape"])))
+    C = x.shape[-1]
+    if op == "batch_norm":
+        return x.reshape(-1, C).T
+    if op == "instance_norm":
+        return np.moveaxis(x.reshape(x.shape[0], -1, C), 2, 1).reshape(x.shape[0] * C, -1)
+    G = kwargs["num_groups"]
+    return np.moveaxis(x.reshape(x.shape[0], -1, G, C // G), 2, 1).reshape(x.shape[0] * G, -1)
+
+
+def _textbook(op, eps, xs, gs, ws):
+    """The VJP of one row by its textbook formula, in the current mpmath precision."""
+    import mpmath
+    n = len(xs)
+    x, g = [mpmath.mpf(float(v)) for v in xs], [mpmath.mpf(float(v)) for v in gs]
+    if op in ("softmax", "log_softmax"):
+        e = [mpmath.exp(v - max(x)) for v in x]
+        Z = mpmath.fsum(e)
+        p = [v / Z for v in e]
+        dot, G = mpmath.fsum(a * b for a, b in zip(p, g)), mpmath.fsum(g)
+        return [pj * (gj - dot) for pj, gj in zip(p, g)] if op == "softmax" else \
+            [gj - pj * G for pj, gj in zip(p, g)]
+    h = [gi * mpmath.mpf(float(wi)) for gi, wi in zip(g, ws)]
+    d = x if op == "rms_norm" else [v - mpmath.fsum(x) / n for v in x]
+    r = 1 / mpmath.sqrt(mpmath.fsum(v * v for v in d) / n + mpmath.mpf(eps))
+    xhat = [v * r for v in d]
+    mh = 0 if op == "rms_norm" else mpmath.fsum(h) / n
+    mhx = mpmath.fsum(a * b for a, b in zip(h, xhat)) / n
+    return [r * (hi - mh - xi * mhx) for hi, xi in zip(h, xhat)]
+
+
+@pytest.mark.parametrize("case,dtype", [pytest.param(c, d, id=f"{c.id}-{d}") for c in CASES for d in c.budgets])
+def test_stored_vjps_match_textbook_formula(case, dtype, store):
+    """Every stored VJP is the textbook formula, evaluated by mpmath at 320 bits
+    (no exact arithmetic, no error bound: a second derivation of the same numbers), rounded; a
+    stored exact zero must be below 2**-250 of the row's scale at 320 bits."""
+    import mpmath
+    fmt = FORMATS[dtype]
+    arrays = RV.load_arrays(store, case, dtype)
+    kw = dict(case.kwargs)
+    x = arrays["x"].astype(np.float64)
+    w = np.broadcast_to(arrays["weight"].astype(np.float64), x.shape) if "weight" in arrays else np.ones(x.shape)
+    xr, wr = _groups(case.op, kw, x), _groups(case.op, kw, w)
+    for k, rule in enumerate(RV.COTANGENTS):
+        gr = _groups(case.op, kw, arrays["g"][k].astype(np.float64))
+        want = _groups(case.op, kw, arrays["rounded"][k].astype(np.float64))
+        with mpmath.workprec(320):
+            for i in range(xr.shape[0]):
+                vals = _textbook(case.op, kw.get("eps", 0.0), xr[i], gr[i], wr[i])
+                scale = max(abs(v) for v in vals) + mpmath.fsum(abs(v) for v in gr[i])
+                for j, v in enumerate(vals):
+                    exact_zero = want[i, j] == 0 and abs(v) < mpmath.ldexp(scale, -250)
+                    got = 0.0 if exact_zero else round_to_format(v, fmt)[0]
+                    assert got == want[i, j], (f"{case.id} {dtype}, cotangent {rule!r}, group {i}, element {j}: "
+                                               f"stored {want[i, j]!r}, the textbook formula at 320 bits rounds "
+                                               f"to {got!r}")
