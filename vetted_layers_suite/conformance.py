@@ -14,9 +14,10 @@ golden data) from any directory.  ``MODULE`` is looked up in the current directo
 The suite's modules import one another by their repository names (``tools``, ``tests``,
 ``reference``, ``adapters``): this job puts the suite's folder first on ``sys.path`` and on
 ``PYTHONPATH`` for pytest and its workers, in its own processes only.  In a clone (an editable
-install) the suite is the clone's own.  JAX's compilation cache goes to
-``$XDG_CACHE_HOME/vetted-layers/jax`` (``~/.cache/...``) for the installed suite, never into
-site-packages; ``JAX_COMPILATION_CACHE_DIR`` moves it, ``-- --no-jax-cache`` turns it off.
+install) the suite is the clone's own.  The installed suite writes nothing into site-packages:
+JAX's compilation cache and Hypothesis's folder go to ``$XDG_CACHE_HOME/vetted-layers/``
+(``~/.cache/vetted-layers/jax`` and ``.../hypothesis``); ``JAX_COMPILATION_CACHE_DIR`` and
+``HYPOTHESIS_STORAGE_DIRECTORY`` move them, ``-- --no-jax-cache`` turns JAX's off.
 """
 
 from __future__ import annotations
@@ -49,10 +50,11 @@ def _enter(root: Path, cwd: str) -> None:
     front = [str(root), cwd]
     rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in front]
     os.environ["PYTHONPATH"] = os.pathsep.join(front + rest)
-    sys.path[:0] = [p for p in front if p not in sys.path[:2]]
+    sys.path[:0] = front
     if root == Path(__file__).resolve().parent / "suite":  # the wheel's copy: write nothing into site-packages
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vetted-layers" / "jax"
-        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache))
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vetted-layers"
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache / "jax"))
+        os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(cache / "hypothesis"))
         os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
         sys.dont_write_bytecode = True
 
