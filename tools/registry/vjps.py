@@ -73,13 +73,14 @@ from tools.inputs import uniform
 from . import Case
 from . import reductions as _red
 
-__all__ = ["CASES", "COTANGENTS", "golden_arrays", "cotangents", "case_arrays", "VjpBudget", "BASES"]
+__all__ = ["CASES", "COTANGENTS", "golden_arrays", "cotangents", "case_arrays", "base_case", "load_arrays",
+           "VjpBudget", "BASES"]
 
 COTANGENTS = ("uniform", "offset", "sparse")
 
 # (base case id, the leading block of its input kept: ``k`` or ``(k1, k2, ...)`` keeps
 # ``x[:k1, :k2, ...]``, None all of it).  Offsets 0 and 1e4 for the normalizations,
-# softmax at logit scales 1 and 100 (the latter spans ~2**-400..1 in p: a wide dynamic range)
+# softmax at logit scales 1 and 100 (the latter's p spans hundreds of binades: a wide dynamic range)
 BASES = (
     ("layer_norm[mu=0,width=256]", 1),
     ("layer_norm[mu=1e4,width=16]", None),
@@ -141,9 +142,9 @@ def _group_size(base, block):
     return _red._stat_size(base.op, dict(base.kwargs), shape)
 
 
-def _vjp_case(base_id, rows):
+def _vjp_case(base_id, block):
     base = next(c for c in _red.CASES if c.id == base_id)
-    block = (rows,) if isinstance(rows, int) else rows
+    block = (block,) if isinstance(block, int) else block
     ex = (("block", block), ("of", base.id))
     doc = f"VJP w.r.t. x of {base.id} ({base.doc})" + (f", on x[{', '.join(f':{k}' for k in block)}]"
                                                         if block else "")
@@ -155,6 +156,7 @@ CASES = [_vjp_case(b, r) for b, r in BASES]
 
 
 def base_case(case):
+    """The reductions case whose op, parameters and inputs ``case`` differentiates."""
     return next(c for c in _red.CASES if c.id == dict(case.extra)["of"])
 
 
