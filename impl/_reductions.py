@@ -63,12 +63,19 @@ odd in float64 from its exact pair, so an ``s_j`` that sits on a float32
 midpoint, minus a tiny ``log1p r``, is still rounded once and correctly (a
 ``log1p r`` that underflows in float64 counts as "just below").
 
-Derivatives: the normalization ops are differentiated through their float64
-formulas (the final conversion passes the tangent through); softmax and
-log_softmax carry a custom JVP, ``p (dx - <p, dx>)`` and ``dx - <p, dx>`` with
-``p`` in float64, and derivative 0 on rows whose value is a limit (``+inf``
-entries, all ``-inf``); a non-finite tangent where ``p = 0`` gives NaN, as
-plain automatic differentiation does.
+Derivatives: every op carries a custom JVP evaluated in float64 and rounded
+once to the input's dtype.  The normalizations (``eps > 0``; ``eps = 0`` is
+differentiated through its float64 formula) use the textbook derivative
+``r (dx - mean dx - xhat mean(xhat dx)) w + xhat dw + db`` (rms_norm:
+``r (dx - x r^2 mean(x dx)) w + x r dw``; training batch_norm adds its running
+statistics' tangents) from the value's statistics, with ``xhat`` recomputed by
+each consumer (``_fresh``), so no float64 array is written between the passes;
+softmax and log_softmax use ``p (dx - <p, dx>)`` and ``dx - <p, dx>`` with
+``p`` in float64 (recomputed by each pass above ``_SMALL_P_BYTES``), and
+derivative 0 on rows whose value is a limit (``+inf`` entries, all ``-inf``);
+a non-finite tangent where ``p = 0`` gives NaN, as plain automatic
+differentiation does.  ``tests/test_reduction_vjps.py`` checks them against
+exact VJPs.
 
 Edge rows (NaN only from NaN input):
 
