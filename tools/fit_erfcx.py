@@ -61,12 +61,13 @@ def coefficients(k=K, w_max=W, degree=DEGREE):
 def evaluate(w, coef, t_max, k=K):
     """The binary64 evaluation, as ``impl._fast64.erfcx_unit`` does it (numpy)."""
     w = np.asarray(w, dtype=np.float64)
-    t = (w - k) / (w + k)
+    inv = 1.0 / (w + k)
+    t = (w - k) * inv
     s = (t + 1.0) * (2.0 / (t_max + 1.0)) - 1.0
     acc = np.zeros_like(s)
     for c in reversed(coef):
         acc = acc * s + c
-    return acc * (1.0 / (w + k))
+    return acc * inv
 
 
 def main():
