@@ -61,7 +61,8 @@ def _chain(*formulas, native=None, fast32=None, pair32=None):
     (``_core.by_table``); the last formula of a chain stays a float64 evaluation
     so that JAX can differentiate it.  ``native(x)``, when given, computes the
     value in the input dtype instead (for exact ops: relu, relu6), one callable
-    or a tuple aligned with ``formulas`` (their exact derivatives too).
+    or a tuple aligned with ``formulas`` (their exact derivatives too), called
+    as ``native(x, *params)``.
     ``fast32``, when given, holds float64 formulas for float32 inputs built on
     the vectorizable kernels of ``_fast64`` (relative error below about
     2**-49, so the float32 rounding is correct except within that distance of
@@ -83,7 +84,7 @@ def _chain(*formulas, native=None, fast32=None, pair32=None):
     if len(formulas) == 1:
         def op(x, params):
             if native[0] is not None:
-                return native[0](x)
+                return native[0](x, *params)
             if fast is not None and x.dtype == jnp.float32:
                 return in_float64(lambda t: fast(t, *params), x)
             return in_float64(lambda t: first(t, *params), x)
@@ -93,7 +94,7 @@ def _chain(*formulas, native=None, fast32=None, pair32=None):
     @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
     def op(x, params):
         if native[0] is not None:
-            return native[0](x)
+            return native[0](x, *params)
         if fast is not None and x.dtype == jnp.float32:
             return in_float64(lambda t: fast(t, *params), x)
         return by_table(first, op, x, *params)
@@ -261,14 +262,14 @@ def _select_bits(mask, a, b):
     return jax.lax.bitcast_convert_type(jnp.where(mask, bits(a), bits(b)), a.dtype)
 
 
-def _relu_native(x):
+def _relu_native(x, *_):
     """relu in the input dtype (a select is exact): +0 for x <= 0 (-0 included),
     NaN for NaN.  Selecting on the sign bit keeps a positive subnormal input
     where a comparison may read it as zero."""
     return _select_bits(jnp.signbit(x) & ~jnp.isnan(x), jnp.zeros_like(x), x)
 
 
-def _relu6_native(x):
+def _relu6_native(x, *_):
     return _select_bits(x > 6, jnp.full_like(x, 6), _relu_native(x))
 
 
@@ -281,14 +282,14 @@ def _positive(x):
     return (bits > 0) & (bits <= inf_bits)
 
 
-def _relu_d1_native(x):
+def _relu_d1_native(x, *_):
     """relu' in the input dtype: 1 for x > 0 (positive subnormals and +inf included), else 0
     (0 at 0), NaN for NaN: exact, no conversion, no table."""
     one = jnp.where(_positive(x), jnp.ones_like(x), jnp.zeros_like(x))
     return jnp.where(jnp.isnan(x), x, one)
 
 
-def _relu6_d1_native(x):
+def _relu6_d1_native(x, *_):
     """relu6' in the input dtype: 1 on (0, 6), 0 elsewhere (0 at both kinks), NaN for NaN."""
     one = jnp.where(_positive(x) & (x < 6), jnp.ones_like(x), jnp.zeros_like(x))
     return jnp.where(jnp.isnan(x), x, one)
@@ -484,7 +485,17 @@ def _leaky_f(t, s, narrow_input):
     return jnp.where(neg, t * s, t)  # float64 input: one rounding of the product
 
 
-_LEAKY = _chain(_leaky_f, lambda t, s, n: jnp.where(t > 0, 1.0, s), _zero)
+def _leaky_d1_native(x, s, narrow_input):
+    """leaky_relu' in the input dtype: 1 for x > 0 (positive subnormals and +inf included, read
+    from the bit pattern), else ``negative_slope`` correctly rounded to the dtype (computed once,
+    at trace time, by the float64 path), NaN for NaN: no conversion, no table."""
+    with jax.ensure_compile_time_eval():
+        slope = in_float64(lambda t: t * 0.0 + s, jnp.zeros((), x.dtype))
+    d = jnp.where(_positive(x), jnp.ones_like(x), jnp.full_like(x, slope))
+    return jnp.where(jnp.isnan(x), x, d)
+
+
+_LEAKY = _chain(_leaky_f, lambda t, s, n: jnp.where(t > 0, 1.0, s), _zero, native=(None, _leaky_d1_native))
 
 
 def _elu_f(t, a):
