@@ -9,19 +9,12 @@ from tools import devices as D
 from tools import reporting
 from tools.registry import DTYPES, by_family
 
-from .helpers import check_against, check_subnormal_class, run_op
+from .helpers import case_param, check_against, check_subnormal_class, run_op
 
 CASES = by_family("activations")
 
 
-def _param(c, d):
-    b = c.budgets[d]
-    # xfail(strict=True) for impl.functional and its variants (see conftest), a plain case otherwise
-    marks = [pytest.mark.known_failure(b.known_failure)] if b.known_failure else []
-    return pytest.param(c, d, id=f"{c.id}-{d}", marks=marks)
-
-
-PARAMS = [_param(c, d) for c in CASES for d in DTYPES if d in c.budgets]
+PARAMS = [case_param(c, d) for c in CASES for d in DTYPES if d in c.budgets]
 
 
 @pytest.mark.parametrize("case,dtype", PARAMS)

@@ -32,7 +32,7 @@ from tools.inputs import uniform
 from tools.registry import DTYPES, by_family
 from tools.registry.gradients import grad_inputs, inputs_digest
 
-from .helpers import JNP_DTYPES, check_against, check_subnormal_class, x64_for
+from .helpers import JNP_DTYPES, case_param, check_against, check_subnormal_class, x64_for
 
 CASES = by_family("gradients")
 
@@ -41,14 +41,7 @@ class GoldenMismatch(AssertionError):
     """A derivative outside its budget (the only failure a known failure expects)."""
 
 
-def _param(c, d):
-    b = c.budgets[d]
-    # xfail(strict=True, raises=GoldenMismatch) for impl.functional and its variants (see conftest)
-    marks = [pytest.mark.known_failure(b.known_failure, raises=GoldenMismatch)] if b.known_failure else []
-    return pytest.param(c, d, id=f"{c.id}-{d}", marks=marks)
-
-
-PARAMS = [_param(c, d) for c in CASES for d in DTYPES if d in c.budgets]
+PARAMS = [case_param(c, d, raises=GoldenMismatch) for c in CASES for d in DTYPES if d in c.budgets]
 
 
 def _differentiated(fn, params, order):

@@ -32,16 +32,9 @@ from tools import metric, reporting
 from tools.registry import DTYPES, by_family
 from tools.registry import layers as L
 
-from .helpers import JNP_DTYPES, NP_DTYPES, x64_for
+from .helpers import JNP_DTYPES, NP_DTYPES, case_param, x64_for
 
 CASES = by_family("layers")
-
-
-def _param(c, d):
-    b = c.budgets[d]
-    # xfail(strict=True) for impl.functional and its variants (see conftest), a plain case otherwise
-    marks = [pytest.mark.known_failure(b.known_failure)] if b.known_failure else []
-    return pytest.param(c, d, id=f"{c.id}-{d}", marks=marks)
 
 
 # ---- golden: every case x dtype x device ------------------------------------------------
@@ -60,7 +53,7 @@ def _where(shape, i):
     return tuple(int(v) for v in np.unravel_index(i, shape))
 
 
-@pytest.mark.parametrize("case,dtype", [_param(c, d) for c in CASES for d in DTYPES if d in c.budgets])
+@pytest.mark.parametrize("case,dtype", [case_param(c, d) for c in CASES for d in DTYPES if d in c.budgets])
 def test_golden(case, dtype, device, impl_op, store, record, reproduce):
     fn = impl_op(case.op)
     stored = store.load_case(case.family, dtype, case.id)

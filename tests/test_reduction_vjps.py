@@ -20,18 +20,12 @@ from tools.registry import by_family
 from tools.registry import reductions as RR
 from tools.registry import vjps as RV
 
-from .helpers import x64_for
+from .helpers import case_param, x64_for
 
 CASES = by_family("vjps")
 
 
-def _param(c, d):
-    b = c.budgets[d]
-    marks = [pytest.mark.known_failure(b.known_failure)] if b.known_failure else []
-    return pytest.param(c, d, id=f"{c.id}-{d}", marks=marks)
-
-
-PARAMS = [_param(c, d) for c in CASES for d in c.budgets]
+PARAMS = [case_param(c, d) for c in CASES for d in c.budgets]
 
 
 def _term_unit(term_exp, fmt):

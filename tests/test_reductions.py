@@ -20,20 +20,13 @@ from tools import metric, reporting
 from tools.registry import by_family
 from tools.registry import reductions as RR
 
-from .helpers import x64_for
+from .helpers import case_param, x64_for
 
 CASES = by_family("reductions")
 STATS = ("running_mean", "running_var")
 
 
-def _param(c, d):
-    b = c.budgets[d]
-    # xfail(strict=True) for impl.functional and its variants (see conftest), a plain case otherwise
-    marks = [pytest.mark.known_failure(b.known_failure)] if b.known_failure else []
-    return pytest.param(c, d, id=f"{c.id}-{d}", marks=marks)
-
-
-PARAMS = [_param(c, d) for c in CASES for d in c.budgets]
+PARAMS = [case_param(c, d) for c in CASES for d in c.budgets]
 
 
 # ---- measuring ------------------------------------------------------------------------
