@@ -355,29 +355,31 @@ def _gelu_erfc_parts32(t):
     return e, r, tc
 
 
+def _gelu_from_parts32(t, e, r):
+    er = e * r
+    return jnp.where(t < -14.5, -0.0, 0.5 * t * jnp.where(t >= 0, 2.0 - er, er))
+
+
+def _gelu_d1_from_parts32(t, e, r, tc):
+    # Phi(t) + t phi(t) = E (R/2 + t/sqrt(2 pi)) for t < 0 (cancels next to the zero t = -0.7518,
+    # as the float64 formula does), 1 - E R/2 + t E/sqrt(2 pi) for t >= 0
+    d = jnp.where(tc < 0, e * (0.5 * r + tc * _INV_SQRT_2PI), 1.0 - 0.5 * (e * r) + tc * (e * _INV_SQRT_2PI))
+    return _negative_tail(t, jnp.where(t > 8.0, 1.0, jnp.where(t < -_GELU_CLIP, -0.0, d)))
+
+
 def _gelu32(t):
-    e, r, tc = _gelu_erfc_parts32(t)
-    er = e * r
-    y = 0.5 * t * jnp.where(t >= 0, 2.0 - er, er)
-    return jnp.where(t < -14.5, -0.0, y)
-
-
-def _gelu_pair32(t):
-    """``(gelu(t), gelu'(t))`` from one ``exp`` and one ``erfcx`` (``_gelu32``, ``_gelu_d1_32``)."""
-    e, r, tc = _gelu_erfc_parts32(t)
-    er = e * r
-    y = jnp.where(t < -14.5, -0.0, 0.5 * t * jnp.where(t >= 0, 2.0 - er, er))
-    d = jnp.where(tc < 0, e * (0.5 * r + tc * _INV_SQRT_2PI), 1.0 - 0.5 * er + tc * (e * _INV_SQRT_2PI))
-    d = _negative_tail(t, jnp.where(t > 8.0, 1.0, jnp.where(t < -_GELU_CLIP, -0.0, d)))
-    return y, d
+    e, r, _ = _gelu_erfc_parts32(t)
+    return _gelu_from_parts32(t, e, r)
 
 
 def _gelu_d1_32(t):
-    # Phi(t) + t phi(t) = E (R/2 + t/sqrt(2 pi)) for t < 0 (cancels next to the zero t = -0.7518,
-    # as the float64 formula does), 1 - E R/2 + t E/sqrt(2 pi) for t >= 0
+    return _gelu_d1_from_parts32(t, *_gelu_erfc_parts32(t))
+
+
+def _gelu_pair32(t):
+    """``(gelu(t), gelu'(t))`` from one ``exp`` and one ``erfcx``."""
     e, r, tc = _gelu_erfc_parts32(t)
-    d = jnp.where(tc < 0, e * (0.5 * r + tc * _INV_SQRT_2PI), 1.0 - 0.5 * (e * r) + tc * (e * _INV_SQRT_2PI))
-    return _negative_tail(t, jnp.where(t > 8.0, 1.0, jnp.where(t < -_GELU_CLIP, -0.0, d)))
+    return _gelu_from_parts32(t, e, r), _gelu_d1_from_parts32(t, e, r, tc)
 
 
 def _gelu_d2_32(t):
