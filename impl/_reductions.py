@@ -586,31 +586,19 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training
         raise ValueError(f"batch_norm in training mode needs more than 1 value per channel, got input shape "
                          f"{tuple(x.shape)} (the unbiased variance of one value is undefined); "
                          f"use a batch of at least 2, or training=False")
-    stat_dt = (rm.dtype, rv.dtype) if rm is not None else (None, None)
-    if training and eps > 0:
-        if x.dtype in _NARROW:  # as _normalize: the same values, faster reductions
-            y, new_rm, new_rv = _bn_train_op(x.astype(jnp.float32), (rm, rv, w, b), mom, eps, axis_name)
+    if training:
+        # eps > 0: the custom derivative; eps = 0: JAX differentiates the float64 formula
+        op = _bn_train_op if eps > 0 else _bn_train
+        if x.dtype in _NARROW and eps > 0:  # as _normalize: the same values, faster reductions
+            y, new_rm, new_rv = op(x.astype(jnp.float32), (rm, rv, w, b), mom, eps, axis_name)
             return y.astype(x.dtype), new_rm, new_rv
-        return _bn_train_op(x, (rm, rv, w, b), mom, eps, axis_name)
+        return op(x, (rm, rv, w, b), mom, eps, axis_name)
 
     def f(t, rm, rv, w, b):
-        if training:
-            # as (rows, C): one reduction axis
-            x2 = x.reshape(-1, C)
-            m0, c, var, n = _moments(x2, (0,), axis_name)
-            y = _scale_centred(_deviations(x2, m0, c), var, eps).reshape(x.shape)
-            if rm is None:
-                return _affine(y, w, b), None, None
-            mean = (m0 + c).reshape(-1)
-            unbiased = (var * (n / (n - 1))).reshape(-1)
-            keep = 1.0 - mom
-            return _affine(y, w, b), keep * rm + mom * mean, keep * rv + mom * unbiased
-        return _affine(_scale(t - rm, rv, eps), w, b), None, None
+        return (_affine(_scale(t - rm, rv, eps), w, b),)
 
-    y, new_rm, new_rv = _in64(f, (x.dtype,) + stat_dt, x, rm, rv, w, b, once=False)
-    if not training:
-        return y, rm, rv
-    return y, new_rm, new_rv
+    (y,) = _in64(f, (x.dtype,), x, rm, rv, w, b, once=False)
+    return y, rm, rv
 
 
 def _bn_train_value(x, rm, rv, w, b, mom, eps, axis_name):
@@ -631,11 +619,38 @@ def _bn_train_value(x, rm, rv, w, b, mom, eps, axis_name):
     return (y, new_rm, new_rv), (x2, m0, c, var, n)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
-def _bn_train_op(x, params, mom, eps, axis_name):
-    """batch_norm with ``training=True`` and ``eps > 0``, with the derivative below."""
+def _centred_tangent(dx, xx, m0, c, r, axes, n, shape, wb, dwb, axis_name=None):
+    r"""``(dy, mean dx, mean(xhat dx))`` in float64: the tangent of ``y = xhat w + b``,
+    ``xhat = ((x - m0) - c) r``, normalized over ``axes`` of ``xx`` (``n`` elements; the
+    sums taken over ``axis_name`` too when given),
+
+    .. math:: dy = r\,(dx - \overline{dx} - \hat x\,\overline{\hat x\,dx})\,w + \hat x\,dw + db,
+
+    ``dy`` in ``shape``, with ``xhat`` recomputed by each of its consumers (``_xhat``)."""
+    (w, b), (dw, db) = wb, dwb
+    d = dx.astype(jnp.float64).reshape(xx.shape)
+    total = lambda v: jnp.sum(v, axis=axes, keepdims=True)
+    sum_d, sum_xd = total(d), total(_xhat(xx, m0, c, r, xx.shape) * d)
+    if axis_name is not None:
+        sum_d, sum_xd = lax.psum((sum_d, sum_xd), axis_name)
+    mean_d, mean_xd = _div_n(sum_d, n), _div_n(sum_xd, n)
+    dy = ((d - mean_d - _xhat(xx, m0, c, r, xx.shape) * mean_xd) * r).reshape(shape)
+    if w is not None:
+        dy = dy * _f64(w)
+        if dw is not None:
+            dy = dy + _xhat(xx, m0, c, r, shape) * _f64(dw)
+    if b is not None and db is not None:
+        dy = dy + _f64(db)
+    return dy, mean_d, mean_xd
+
+
+def _bn_train(x, params, mom, eps, axis_name):
+    """batch_norm with ``training=True``; ``_bn_train_op`` (``eps > 0``) adds the derivative below."""
     with jax.enable_x64(True):
         return _bn_train_value(x, *params, mom, eps, axis_name)[0]
+
+
+_bn_train_op = jax.custom_jvp(_bn_train, nondiff_argnums=(2, 3, 4))
 
 
 @_bn_train_op.defjvp
@@ -649,21 +664,8 @@ def _bn_train_op_jvp(mom, eps, axis_name, primals, tangents):
     with jax.enable_x64(True):
         (y, new_rm, new_rv), (x2, m0, c, var, n) = _bn_train_value(x, rm, rv, w, b, mom, eps, axis_name)
         r = 1.0 / jnp.sqrt(var + eps)
-        C = x.shape[-1]
-        d = dx.reshape(-1, C).astype(jnp.float64)
-        total = lambda v: jnp.sum(v, axis=0, keepdims=True)
-        sum_d, sum_xd = total(d), total(_xhat(x2, m0, c, r, x2.shape) * d)
-        if axis_name is not None:
-            sum_d, sum_xd = lax.psum((sum_d, sum_xd), axis_name)
-        mean_d, mean_xd = _div_n(sum_d, n), _div_n(sum_xd, n)
-        dy = (d - mean_d - _xhat(x2, m0, c, r, x2.shape) * mean_xd) * r
-        if w is not None:
-            dy = dy * _f64(w)
-            if dw is not None:
-                dy = dy + _xhat(x2, m0, c, r, x2.shape) * _f64(dw)
-        if b is not None and db is not None:
-            dy = dy + _f64(db)
-        dy = dy.reshape(x.shape).astype(x.dtype)
+        dy, mean_d, mean_xd = _centred_tangent(dx, x2, m0, c, r, (0,), n, x.shape, (w, b), (dw, db), axis_name)
+        dy = dy.astype(x.dtype)
         if rm is None:
             return (y, None, None), (dy, None, None)
         keep = 1.0 - mom
@@ -676,21 +678,14 @@ def _normalize(x, axes, w, b, eps, op, reshape=None):
     """Centre and scale ``x`` over ``axes`` (of ``x.reshape(reshape)`` when given)."""
     xx = x if reshape is None else x.reshape(reshape)
     _nonempty(x, math.prod(xx.shape[a] for a in axes), op)
-    if eps > 0:
-        if x.dtype in _NARROW:
-            # the same values: a float32 copy of x is exact, and the float64 result reaches
-            # bfloat16/float16 through float32 either way (_in64); XLA's reductions over float32
-            # are much faster than over bfloat16 (layer_norm 19 -> 13 ms on 4096 x 1024)
-            return _normalize_op(x.astype(jnp.float32), (w, b), axes, eps, reshape).astype(x.dtype)
-        return _normalize_op(x, (w, b), axes, eps, reshape)
-
-    def f(t, w, b):
-        m0, c, var, _ = _moments(xx, axes)
-        y = _scale_centred(_deviations(xx, m0, c), var, eps).reshape(x.shape)
-        return (_affine(y, w, b),)
-
-    (y,) = _in64(f, (x.dtype,), x, w, b, once=False)
-    return y
+    # eps > 0: the custom derivative; eps = 0: JAX differentiates the float64 formula
+    op = _normalize_op if eps > 0 else _normalize_value
+    if x.dtype in _NARROW and eps > 0:
+        # the same values: a float32 copy of x is exact, and the float64 result reaches
+        # bfloat16/float16 through float32 either way; XLA's reductions over float32 are much
+        # faster than over bfloat16 (layer_norm 19 -> 13 ms on 4096 x 1024)
+        return op(x.astype(jnp.float32), (w, b), axes, eps, reshape).astype(x.dtype)
+    return op(x, (w, b), axes, eps, reshape)
 
 
 def _norm_stats(x, axes, eps, reshape):
@@ -714,45 +709,30 @@ def _xhat(xx, m0, c, r, shape):
     return (((_wide(xo) - mo) - co) * ro).reshape(shape)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
-def _normalize_op(x, wb, axes, eps, reshape):
-    """``_normalize`` for ``eps > 0``, with the derivative below."""
+def _normalize_value(x, wb, axes, eps, reshape):
+    """``_normalize``'s value; ``_normalize_op`` (``eps > 0``) adds the derivative below."""
     w, b = wb
     with jax.enable_x64(True):
         xx, m0, c, var, _ = _norm_stats(x, axes, eps, reshape)
         return _norm_value(x, xx, m0, c, var, eps, w, b)
 
 
+_normalize_op = jax.custom_jvp(_normalize_value, nondiff_argnums=(2, 3, 4))
+
+
 @_normalize_op.defjvp
 def _normalize_op_jvp(axes, eps, reshape, primals, tangents):
-    r"""The textbook derivative of ``y = xhat w + b``, ``xhat = (x - mean) r``,
-    ``r = 1/sqrt(var + eps)``, over the normalized axes:
-
-    .. math:: dy = r\,(dx - \overline{dx} - \hat x\,\overline{\hat x\,dx})\,w + \hat x\,dw + db,
-
-    evaluated in float64 from the statistics of the value (computed once for both),
-    with ``xhat`` recomputed by each of its consumers (``_xhat``), so neither the forward
+    """The textbook derivative (``_centred_tangent``), ``r = 1/sqrt(var + eps)``, evaluated in
+    float64 from the statistics of the value (computed once for both), so neither the forward
     nor the backward pass writes a full-size float64 array, and rounded once to the input's
-    dtype.  Differentiating the float64 forward instead (its two-pass moments, the shift
-    and the correction) cost 3-10x the value."""
+    dtype.  Differentiating the float64 forward instead (its two-pass moments, the shift and
+    the correction) cost 3-10x the value."""
     (x, (w, b)), (dx, (dw, db)) = primals, tangents
     with jax.enable_x64(True):
         xx, m0, c, var, r = _norm_stats(x, axes, eps, reshape)
-        w64 = _f64(w)
         y = _norm_value(x, xx, m0, c, var, eps, w, b)
         n = math.prod(xx.shape[a] for a in axes)
-        mean = lambda v: _div_n(jnp.sum(v.reshape(xx.shape), axis=axes, keepdims=True), n)
-        d = dx.astype(jnp.float64)
-        mean_d = mean(d)
-        mean_xd = mean(_xhat(xx, m0, c, r, x.shape) * d)
-        dxhat = (d.reshape(xx.shape) - mean_d - _xhat(xx, m0, c, r, xx.shape) * mean_xd) * r
-        dy = dxhat.reshape(x.shape)
-        if w is not None:
-            dy = dy * w64
-            if dw is not None:
-                dy = dy + _xhat(xx, m0, c, r, x.shape) * _f64(dw)
-        if b is not None and db is not None:
-            dy = dy + _f64(db)
+        dy, _, _ = _centred_tangent(dx, xx, m0, c, r, axes, n, x.shape, (w, b), (dw, db))
         return y, dy.astype(x.dtype)
 
 
@@ -842,17 +822,10 @@ def _rms_norm(x, normalized_shape, weight, eps):
     w = _param(weight, "weight", ns, "normalized_shape")
     axes = tuple(range(x.ndim - k, x.ndim))
 
-    if eps > 0:
-        if x.dtype in _NARROW:  # as _normalize: the same values, faster reductions
-            return _rms_op(x.astype(jnp.float32), w, axes, eps).astype(x.dtype)
-        return _rms_op(x, w, axes, eps)
-
-    def f(t, w):
-        ms = jnp.mean(t * t, axis=axes, keepdims=True)
-        return (_affine(_scale_centred(t, ms, eps), w, None),)
-
-    (y,) = _in64(f, (x.dtype,), x, w, once=False)
-    return y
+    op = _rms_op if eps > 0 else _rms  # eps = 0: JAX differentiates the float64 formula
+    if x.dtype in _NARROW and eps > 0:  # as _normalize: the same values, faster reductions
+        return op(x.astype(jnp.float32), w, axes, eps).astype(x.dtype)
+    return op(x, w, axes, eps)
 
 
 def _rms_value(x, w, axes, eps):
@@ -862,11 +835,13 @@ def _rms_value(x, w, axes, eps):
     return _affine(_scale_centred(t, ms, eps), _f64(w), None).astype(x.dtype), ms
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
-def _rms_op(x, w, axes, eps):
-    """rms_norm for ``eps > 0``, with the derivative below."""
+def _rms(x, w, axes, eps):
+    """rms_norm's value; ``_rms_op`` (``eps > 0``) adds the derivative below."""
     with jax.enable_x64(True):
         return _rms_value(x, w, axes, eps)[0]
+
+
+_rms_op = jax.custom_jvp(_rms, nondiff_argnums=(2, 3))
 
 
 @_rms_op.defjvp
