@@ -85,13 +85,6 @@ def run_suite(impl: str, out: Path, extra: list[str], run_id: str) -> tuple[int,
     return rc, time.perf_counter() - t
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never a part."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _read_fresh(report: Path, run_id: str):
     """The report written by THIS run (its header carries ``run_id``), else None."""
     try:
@@ -125,7 +118,7 @@ def main(argv=None, prog: str = "python -m tools.report") -> int:
         status = status or rc
         data = _read_fresh(d / "report.json", run_id) if rc in RAN else None
         if data is None:
-            why = _PYTEST_STATUS.get(rc, "no report from this run") if rc not in RAN else "no report from this run"
+            why = _PYTEST_STATUS.get(rc, "no report from this run")
             failed.append(f"{impl}: pytest exit status {rc} ({why})")
             continue
         data["header"]["suite wall time"] = f"{secs:.1f} s"
@@ -144,9 +137,9 @@ def main(argv=None, prog: str = "python -m tools.report") -> int:
         lines = [f"{k}: {v}" for k, v in data["header"].items()]
         md.append(reporting.render_markdown(data["rows"], lines).replace(
             "# Conformance tolerance report", f"# Conformance tolerance report: `{impl}`", 1))
-    _write_atomic(staged / "report.md", "\n".join(md))
-    _write_atomic(staged / "report.json",
-                  json.dumps({impl: data for impl, data, _, _ in sections}, indent=1) + "\n")
+    # the staging folder is this run's own: plain writes, published below by rename
+    (staged / "report.md").write_text("\n".join(md))
+    (staged / "report.json").write_text(json.dumps({impl: data for impl, data, _, _ in sections}, indent=1) + "\n")
     board = leaderboard.write(staged, [{"impl": impl, "header": data["header"], "rows": data["rows"],
                                         "exit_status": rc, "wall_s": secs} for impl, data, rc, secs in sections],
                               plots=not args.no_plots)
