@@ -23,7 +23,10 @@ rms_norm on ``(2**k / 1024, 1024)`` rows; batch_norm and group_norm on NHWC
 ``(2**k / 4096, 8, 8, 64)``.  Modes (``--modes``):
 
 * ``forward``: ``f(x)``;
-* ``grad``: ``jax.grad(lambda x: f(x).sum())``, the backward pass training runs;
+* ``grad``: ``jax.grad(lambda x: f(x).sum())``, the backward pass alone;
+* ``train``: ``y, vjp = jax.vjp(f, x); return y, vjp(ct)``: the value and the
+  backward product in one jit, as a training step needs both (the forward
+  value feeds the next layer, the derivative waits for the cotangent);
 * ``fused`` (elementwise only): ``f(a @ w)`` in one jit, ``a`` of shape
   ``(2**k / 256, 256)`` and ``w`` ``(256, 256)``: the activation where a model
   applies it, after a matmul whose output XLA may fuse it into.
@@ -179,6 +182,13 @@ def _grad(f):
     return jax.grad(lambda v: jnp.sum(f(v).astype(jnp.float32)))
 
 
+def _train(f):
+    def step(v, ct):
+        y, vjp = jax.vjp(f, v)
+        return y, vjp(ct)[0]
+    return step
+
+
 def _entries(extra=None):
     """(name, vetted, peers, other) of every op benchmarked; shapes come from ``_shape``.
     ``other``: the same op from ``extra`` (another build of the functional API), or None."""
@@ -191,7 +201,7 @@ def _entries(extra=None):
 
 
 def run(only=None, dtypes=("float32", "bfloat16"), repeats=20, sizes=(14, 18, 22, 24),
-        modes=("forward", "grad", "fused"), extra=None):
+        modes=("forward", "grad", "train", "fused"), extra=None):
     rows = []
     for name, vetted, peers, other in _entries(extra):
         if vetted is None or (only and name not in only):
@@ -219,8 +229,12 @@ def _measure(name, vetted, peers, dtype, mode, k, repeats, other=None):
     else:
         shape = _shape(name, k)
         x = _input(shape, dtype)
-        wrap = _grad if mode == "grad" else (lambda f: f)
-        calls = [lambda f=jax.jit(wrap(g)): f(x) for g in fns]
+        if mode == "train":
+            ct = _input(shape, dtype, 3)
+            calls = [lambda f=jax.jit(_train(g)): f(x, ct) for g in fns]
+        else:
+            wrap = _grad if mode == "grad" else (lambda f: f)
+            calls = [lambda f=jax.jit(wrap(g)): f(x) for g in fns]
     try:
         ts = median_times(calls, repeats)
     except Exception as e:  # a peer that cannot run this dtype/shape
@@ -253,7 +267,7 @@ def summary_markdown(rows, other_label=None):
     worst ratio beside it (``other -> vetted``)."""
     worst = summary(rows)
     before = summary(rows, "other_ratio_to_fastest_peer") if other_label else {}
-    modes = [m for m in ("forward", "grad", "fused") if any(k[2] == m for k in worst)]
+    modes = [m for m in ("forward", "grad", "train", "fused") if any(k[2] == m for k in worst)]
     head = "worst {} ratio (at 2**k)" if not before else "worst {} ratio, " + other_label + " -> now"
     out = ["| op | dtype | " + " | ".join(head.format(m) for m in modes) + " |",
            "|---|---|" + "---|" * len(modes)]
@@ -319,7 +333,7 @@ def main(argv=None):
     ap.add_argument("--dtypes", default="float32,bfloat16")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--sizes", default="14,18,22,24", help="comma-separated log2 element counts")
-    ap.add_argument("--modes", default="forward,grad,fused", help="forward, grad, fused")
+    ap.add_argument("--modes", default="forward,grad,train,fused", help="forward, grad, train, fused")
     ap.add_argument("--other", default=None, metavar="MODULE",
                     help="another build of the functional API timed in the same interleaved run, e.g. an "
                          "earlier impl/ copied to impl_before/ (impl_before.functional); its worst ratio is "

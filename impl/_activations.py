@@ -35,6 +35,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 import numpy as np
 
 from . import _fast64
@@ -72,9 +73,12 @@ def _chain(*formulas, native=None, fast32=None, pair32=None):
     inputs and the tables keep ``formulas``, which use XLA's float64 functions.
     ``pair32(t, *params) -> (f, f')``, when given, evaluates the value and the
     first derivative of a float32 input together, sharing their expensive parts
-    (gelu's ``exp`` and ``erfcx``), for the JVP, where both are needed; the
-    pair is itself a ``custom_jvp`` whose derivative is the chain's next one,
-    so higher derivatives keep their closed forms."""
+    (gelu's ``exp`` and ``erfcx``), for the JVP, where both are needed (a
+    training step needs both).  The pair is computed in one loop
+    (``_computed_once``: it pays where the shared part is most of the cost, as
+    in gelu; where it is not, the 8-byte word it writes costs more than it
+    saves) and is itself a ``custom_jvp`` whose derivative is the chain's next
+    one, so higher derivatives keep their closed forms."""
     fast32 = tuple(fast32) if isinstance(fast32, (tuple, list)) else (fast32,)
     fast32 = fast32 + (None,) * (len(formulas) - len(fast32))
     native = tuple(native) if isinstance(native, (tuple, list)) else (native,)
@@ -120,6 +124,26 @@ def _keep_nan_pair(formula):
     return f
 
 
+def _computed_once(y, d):
+    """``(y, d)``, two float32 arrays computed by one loop over their shared work.
+
+    XLA's CPU backend does not fuse one loop with two outputs: handed ``y`` and ``d``
+    separately, it writes two loops that each recompute every shared intermediate
+    (gelu's ``exp`` and ``erfcx``: the pair would cost two evaluations).  Packed into
+    one 64-bit word, they are computed once and written once (8 bytes an element,
+    what ``y`` and ``d`` take anyway); unpacking is a shift and a bitcast that fuse
+    into each consumer.  The same values bit for bit, except that a NaN ``d`` becomes
+    the canonical quiet NaN."""
+    u32, u64 = jnp.uint32, jnp.uint64
+    d = jnp.where(jnp.isnan(d), jnp.nan, d)  # low word never 0xffffffff: the remainder below is the identity
+    packed = (lax.bitcast_convert_type(y, u32).astype(u64) << 32) | lax.bitcast_convert_type(d, u32).astype(u64)
+    # XLA duplicates cheap producers into each consumer and materializes expensive ones; a
+    # remainder is expensive to XLA, and by 2**64 - 1 it is a compare and a select to LLVM
+    packed = packed % jnp.uint64(0xFFFFFFFFFFFFFFFF)
+    return (lax.bitcast_convert_type((packed >> 32).astype(u32), y.dtype),
+            lax.bitcast_convert_type(packed.astype(u32), d.dtype))
+
+
 def _pair_op(pair32, deriv):
     """``(f(x), f'(x))`` of a float32 ``x`` from ``pair32`` in float64, each rounded once, as a
     ``custom_jvp``: the tangent of ``f`` is ``f' dx`` and that of ``f'`` comes from ``deriv``
@@ -129,7 +153,7 @@ def _pair_op(pair32, deriv):
     def pair(x, params):
         with jax.enable_x64(True):
             y, d = pair32(x.astype(jnp.float64), *params)
-            return y.astype(x.dtype), d.astype(x.dtype)
+            return _computed_once(y.astype(x.dtype), d.astype(x.dtype))
 
     @pair.defjvp
     def _pair_jvp(params, primals, tangents):
