@@ -12,7 +12,7 @@ import numpy as np
 import ml_dtypes
 
 from tools import devices as D
-from tools import metric
+from tools import metric, profiles, reporting
 
 JNP_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16, "float64": jnp.float64}
 NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16, "float64": np.float64}
@@ -47,17 +47,25 @@ def _hexbits(v, dtype_name):
     return "0x" + a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.itemsize])[0].tobytes()[::-1].hex()
 
 
-def mismatch_message(title, x, got, rounded, err, codes, stats, budget, dtype_name, reproduce, k=5):
+def mismatch_message(title, x, got, rounded, err, codes, stats, budget, dtype_name, reproduce, k=5, frac=None):
     """Expected, got, for which inputs, how many, and the command that reproduces it."""
     lines = [f"{title}:"]
     a = np.where(codes == 0, np.abs(err), -1.0)
-    over = np.flatnonzero(a > budget.max_ulp)
-    if over.size:
-        lines.append(f"  {over.size} of {stats.n_normal} normal-range results exceed {budget.max_ulp} ulp "
-                     f"(max {stats.max_ulp:.4g} ulp); worst first:")
-        for i in over[np.argsort(-a[over])][:k]:
-            lines.append(f"    x = {float(x[i])!r} ({_hexbits(x[i], dtype_name)}): got {float(got[i])!r}, "
-                         f"correctly rounded {float(rounded[i])!r}, error {err[i]:+.4g} ulp")
+    if frac is not None:  # a profile's element tolerance (atol + rtol |exact|)
+        over = np.flatnonzero(frac > 1.0)
+        if over.size:
+            lines.append(f"  {over.size} of {stats.n} results exceed {budget.text} (max {float(frac.max()):.4g} of "
+                         "it); worst first:")
+        order = over[np.argsort(-frac[over])]
+    else:
+        over = np.flatnonzero(a > budget.max_ulp)
+        if over.size:
+            lines.append(f"  {over.size} of {stats.n_normal} normal-range results exceed {budget.max_ulp} ulp "
+                         f"(max {stats.max_ulp:.4g} ulp); worst first:")
+        order = over[np.argsort(-a[over])]
+    for i in order[:k]:
+        lines.append(f"    x = {float(x[i])!r} ({_hexbits(x[i], dtype_name)}): got {float(got[i])!r}, "
+                     f"correctly rounded {float(rounded[i])!r}, error {err[i]:+.4g} ulp")
     if stats.pct_cr < budget.min_cr:
         lines.append(f"  only {stats.pct_cr:.4f}% correctly rounded, budget >= {budget.min_cr}%")
         bad = np.flatnonzero((codes == 0) & ~((got.astype(np.float64) == rounded)
@@ -75,14 +83,33 @@ def mismatch_message(title, x, got, rounded, err, codes, stats, budget, dtype_na
     return "\n".join(lines)
 
 
-def check_against(case_label, x, got, rounded, residual, dtype_name, budget, reproduce):
-    """Measure ``got`` against the reference; returns ``(stats, message or None)``."""
+def budget_for(case, dtype_name):
+    """The case's registry budget in ``dtype_name`` as the active profile (``--profile``) states it."""
+    return profiles.apply(case.budgets[dtype_name], dtype_name)
+
+
+def check_against(label, x, got, rounded, residual, dtype_name, budget, reproduce, *, kind, case, device, source):
+    """Measure ``got`` against the reference and judge it, once: ``(row, message or None, class codes)``.
+
+    ``row`` is the report's :class:`tools.verdict.Verdict` (``row.passed`` is the verdict the test
+    asserts); ``budget`` may be a profile's (``budget_for``): an element tolerance is then judged
+    element by element."""
     stats, err, codes = metric.evaluate(got, rounded, residual, dtype_name, budget.max_ulp, x)
-    failed = stats.n_over > 0 or stats.pct_cr < budget.min_cr or stats.n_nonfinite_mismatch > 0
+    frac, extra = None, {}
+    if getattr(budget, "rtol", None) is not None:
+        exact = metric.exact_values(rounded, residual, dtype_name)
+        frac = profiles.tolerance_fraction(got, exact, codes, budget)
+        extra = {"bound_fraction": float(frac.max()) if frac.size else 0.0, "budget_text": budget.text}
+        failed = bool((frac > 1.0).any()) or stats.n_nonfinite_mismatch > 0
+    else:
+        failed = stats.n_over > 0 or stats.pct_cr < budget.min_cr or stats.n_nonfinite_mismatch > 0
     msg = None
     if failed:
-        msg = mismatch_message(case_label, x, got, rounded, err, codes, stats, budget, dtype_name, reproduce)
-    return stats, msg, codes
+        msg = mismatch_message(label, x, got, rounded, err, codes, stats, budget, dtype_name, reproduce, frac=frac)
+    worst = float(np.asarray(x)[stats.worst_index]) if stats.worst_index >= 0 else None
+    row = reporting.row_from_stats(kind, case, dtype_name, device, source, stats, budget, worst, extra=extra,
+                                   message=msg)
+    return row, msg, codes
 
 
 def check_subnormal_class(label, x, got, rounded, sub, device, dtype):

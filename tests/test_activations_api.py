@@ -39,11 +39,10 @@ def test_dtype_preserved_under_jit_vmap_grad(case, dtype, impl_op):
     with x64_for(dtype):
         x = jnp.asarray(X[:16], dtype=JNP_DTYPES[dtype])
         f = lambda v: fn(v, **case.params)  # noqa: E731
-        assert f(x).dtype == x.dtype
-        assert jax.jit(f)(x).dtype == x.dtype
-        assert jax.vmap(f)(x).dtype == x.dtype
-        g = jax.vmap(jax.grad(f))(x)
-        assert g.dtype == x.dtype and g.shape == x.shape
+        for how, t in (("", f), ("jit", jax.jit(f)), ("vmap", jax.vmap(f)), ("vmap(grad)", jax.vmap(jax.grad(f)))):
+            y, via = t(x), f" via {how}" if how else ""
+            assert y.dtype == x.dtype, f"{case.id}{via} returned {y.dtype} for a {dtype} input"
+            assert y.shape == x.shape, f"{case.id}{via} returned shape {y.shape} for an input of shape {x.shape}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

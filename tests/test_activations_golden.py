@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from tools import devices as D
-from tools import reporting
 from tools.registry import DTYPES, by_family
 
-from .helpers import case_param, check_against, check_subnormal_class, run_op
+from .helpers import budget_for, case_param, check_against, check_subnormal_class, run_op
 
 CASES = by_family("activations")
 
@@ -23,13 +22,13 @@ def test_golden(case, dtype, device, impl_op, store, record, reproduce):
     x = store.load_inputs(dtype)
     ref = store.load_case(case.family, dtype, case.id)
     got = run_op(fn, x, dtype, device, **case.params)
-    assert got.dtype == x.dtype, f"{case.id} returned {got.dtype} for {dtype} input"
-    budget = case.budgets[dtype]
+    assert got.dtype == x.dtype, f"{case.id} returned {got.dtype} for a {dtype} input"
+    budget = budget_for(case, dtype)
     rounded = ref["rounded"].astype(np.float64)
     dev = D.device_id(device)
     label = f"{case.id} {dtype} on {dev} vs golden"
-    stats, msg, codes = check_against(label, x, got, rounded, ref["residual"], dtype, budget, reproduce)
-    worst = float(x[stats.worst_index]) if stats.worst_index >= 0 else None
-    record(reporting.row_from_stats("value", case.id, dtype, dev, "golden", stats, budget, worst))
-    assert msg is None, msg
+    row, msg, codes = check_against(label, x, got, rounded, ref["residual"], dtype, budget, reproduce,
+                                    kind="value", case=case.id, device=dev, source="golden")
+    record(row)
+    assert row.passed, msg
     check_subnormal_class(label, x, got.astype(np.float64), rounded, codes == 1, device, dtype)

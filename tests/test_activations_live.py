@@ -13,10 +13,10 @@ import pytest
 from reference import FORMATS, correctly_rounded
 from reference._convert import quantize_residual
 from tools import devices as D
-from tools import inputs, reporting
+from tools import inputs
 from tools.registry import DTYPES, by_family
 
-from .helpers import NP_DTYPES, check_against, run_op
+from .helpers import NP_DTYPES, budget_for, check_against, run_op
 
 CASES = by_family("activations")
 SIZES = {"float32": 1500, "bfloat16": 400, "float16": 400, "float64": 400}
@@ -44,9 +44,9 @@ def test_live_mpmath(case, dtype, impl_op, record, reproduce):
     rounded = np.array([r for r, _ in ref])
     residual = np.array([quantize_residual(q) for _, q in ref])
     got = run_op(fn, x, dtype, device, **case.params)
-    budget = case.budgets[dtype]
+    assert got.dtype == x.dtype, f"{case.id} returned {got.dtype} for a {dtype} input"
     label = f"{case.id} {dtype} vs live mpmath"
-    stats, msg, _ = check_against(label, x, got, rounded, residual, dtype, budget, reproduce)
-    worst = float(x[stats.worst_index]) if stats.worst_index >= 0 else None
-    record(reporting.row_from_stats("value", case.id, dtype, D.device_id(device), "live", stats, budget, worst))
-    assert msg is None, msg
+    row, msg, _ = check_against(label, x, got, rounded, residual, dtype, budget_for(case, dtype), reproduce,
+                                kind="value", case=case.id, device=D.device_id(device), source="live")
+    record(row)
+    assert row.passed, msg

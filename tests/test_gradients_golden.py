@@ -27,12 +27,11 @@ import numpy as np
 import pytest
 
 from tools import devices as D
-from tools import reporting
 from tools.inputs import uniform
 from tools.registry import DTYPES, by_family
 from tools.registry.gradients import grad_inputs, inputs_digest
 
-from .helpers import JNP_DTYPES, case_param, check_against, check_subnormal_class, x64_for
+from .helpers import JNP_DTYPES, budget_for, case_param, check_against, check_subnormal_class, x64_for
 
 CASES = by_family("gradients")
 
@@ -118,21 +117,21 @@ def test_grad_vjp_jvp(case, dtype, device, impl_op, store, record, reproduce):
             f"{case.id} {dtype}: the golden file was made for other inputs than "
             f"tools.registry.gradients.grad_inputs gives now; regenerate with: "
             f"python -m tools.regen_golden --only '{case.id}'")
-    budget = case.budgets[dtype]
+    budget = budget_for(case, dtype)
     rounded = ref["rounded"].astype(np.float64)
     kind = "grad" if order == 1 else "grad2"
     base = dict(case.extra)["of"]
     failures = []
     for mode, got in modes.items():
-        assert got.dtype == x.dtype, f"{case.id} via {mode} returned {got.dtype} for {dtype} input"
+        assert got.dtype == x.dtype, f"{case.id} via {mode} returned {got.dtype} for a {dtype} input"
         if mode != "grad" and _bits_equal(got, modes["grad"]):
             continue  # the same bits as vmap(grad): the same verdict
         label = f"{kind} of {base} via {mode} ({case.id}) {dtype} on {dev} vs golden"
-        stats, msg, codes = check_against(label, x, got, rounded, ref["residual"], dtype, budget, reproduce)
+        row, msg, codes = check_against(label, x, got, rounded, ref["residual"], dtype, budget, reproduce,
+                                        kind=kind, case=base, device=dev, source="golden")
         if mode == "grad":
-            worst = float(x[stats.worst_index]) if stats.worst_index >= 0 else None
-            record(reporting.row_from_stats(kind, base, dtype, dev, "golden", stats, budget, worst,
-                                            extra={"also_checked": "vjp, jvp"}))
+            row.figures["also_checked"] = "vjp, jvp"
+            record(row)
         if msg:
             failures.append(msg)
             continue

@@ -13,7 +13,7 @@ import pytest
 from reference import FORMATS, correctly_rounded
 from reference import activations as R
 from reference._convert import quantize_residual
-from tools import inputs, reporting
+from tools import inputs, profiles
 from tools.registry import by_family
 from tools.registry.activations import PARAMETER_SWEEPS
 
@@ -44,10 +44,10 @@ def test_parameter_value_live(op, kwargs, dtype, impl_op, record, reproduce):
     residual = np.array([quantize_residual(q) for _, q in ref])
     device = jax.devices()[0]
     got = run_op(fn, x, dtype, device, **kwargs)
-    budget = BUDGETS[op][dtype]
-    stats, msg, _ = check_against(f"{cid} {dtype} vs live mpmath", x, got, rounded, residual, dtype, budget,
-                                  reproduce)
-    worst = float(x[stats.worst_index]) if stats.worst_index >= 0 else None
-    record(reporting.row_from_stats("param", cid, dtype, "cpu0" if device.platform == "cpu" else str(device),
-                                    "live", stats, budget, worst))
-    assert msg is None, msg
+    assert got.dtype == x.dtype, f"{cid} returned {got.dtype} for a {dtype} input"
+    budget = profiles.apply(BUDGETS[op][dtype], dtype)
+    row, msg, _ = check_against(f"{cid} {dtype} vs live mpmath", x, got, rounded, residual, dtype, budget, reproduce,
+                                kind="param", case=cid, device="cpu0" if device.platform == "cpu" else str(device),
+                                source="live")
+    record(row)
+    assert row.passed, msg

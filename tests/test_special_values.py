@@ -1,4 +1,8 @@
-"""Special values, generated from the table in ``tools/special_values.py``."""
+"""Special values, generated from the table in ``tools/special_values.py``.
+
+The table states the contract's conventions at ±0, ±inf, NaN, the kinks and the extremes of
+each format: ``test_special_value`` is marked ``convention`` (``-m "not convention"`` deselects
+it), and a miss is reported as a convention difference, not as an ulp error."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from reference import FORMATS, correctly_rounded
 from tools import devices as D
 from tools.registry import get
 from tools.special_values import SUBNORMAL_TOKENS, TABLE, resolve
+from tools.verdict import Verdict
 
 from .helpers import NP_DTYPES, run_op
 
@@ -46,6 +51,7 @@ def _fmt(v):
 ROWS = [(cid, xtok, etok) for cid, row in TABLE.items() for xtok, etok in row.items()]
 
 
+@pytest.mark.convention
 @pytest.mark.parametrize("case_id,xtok,etok", [pytest.param(c, x, e, id=f"{c}(x={x}) -> {e}") for c, x, e in ROWS])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_special_value(case_id, xtok, etok, dtype, device, impl_op, record, reproduce):
@@ -55,19 +61,23 @@ def test_special_value(case_id, xtok, etok, dtype, device, impl_op, record, repr
     got = float(run_op(fn, np.array([x], dtype=NP_DTYPES[dtype]), dtype, device, **case.params)[0])
     same = (math.isnan(got) and math.isnan(expected)) or (got == expected and math.copysign(1, got) == math.copysign(1, expected))
     dev = D.device_id(device)
-    row = {"kind": "special", "case": case_id, "dtype": dtype, "device": dev, "source": "table",
-           "x": xtok, "expected": _fmt(expected), "got": _fmt(got), "status": "pass" if same else "fail"}
+    what = (f"differs from the contract's convention: expected {case_id}(x={xtok}) = {_fmt(expected)} in {dtype}, "
+            f"got {_fmt(got)}")
+    row = Verdict(kind="special", case=case_id, dtype=dtype, device=dev, source="table", passed=same,
+                  cause="" if same else "convention", detail="" if same else what,
+                  figures={"x": xtok, "expected": _fmt(expected), "got": _fmt(got), "status": "pass" if same else "fail"})
     if not same and xtok in SUBNORMAL_TOKENS:
         # a device measured to read subnormal inputs as zero / flush results
         beh = D.subnormal_behaviour(device)["float64" if dtype == "float64" else "float32"]
         zero = math.copysign(0.0, x)
         at_zero = float(run_op(fn, np.array([zero], dtype=NP_DTYPES[dtype]), dtype, device, **case.params)[0])
         if (beh["inputs_as_zero"] and got == at_zero) or (beh["flushes_results"] and got == 0):
-            record({**row, "status": "xfail"})
+            row.passed, row.cause, row.detail = True, "", ""
+            row.figures["status"] = "xfail"
+            record(row)
             pytest.xfail(f"{dev} treats subnormals as zero (measured): got {got!r}")
     record(row)
-    assert same, (f"{case_id}(x={_fmt(x)}) in {dtype} on {dev}: expected {_fmt(expected)}, "
-                  f"got {_fmt(got)}; reproduce: {reproduce}")
+    assert row.passed, f"{what} on {dev} (x = {_fmt(x)}); reproduce: {reproduce}"
 
 
 @pytest.mark.parametrize("case_id,xtok,etok", [pytest.param(c, x, e, id=f"{c}(x={x}) -> {e}") for c, x, e in ROWS])

@@ -36,7 +36,7 @@ import numpy as np
 from reference import FORMATS
 from reference._convert import RESIDUAL_SCALE
 
-__all__ = ["Stats", "ulp_of_exact", "ulp_errors", "evaluate"]
+__all__ = ["Stats", "ulp_of_exact", "ulp_errors", "exact_values", "evaluate"]
 
 
 def ulp_of_exact(rounded, residual_q, fmt):
@@ -52,6 +52,14 @@ def ulp_of_exact(rounded, residual_q, fmt):
         below = pow2 & (r * np.sign(rounded) < 0) & (e > fmt.emin)
         q = np.where(below, q - 1, q)
     return np.ldexp(1.0, q.astype(np.int64))
+
+
+def exact_values(rounded, residual_q, dtype_name: str):
+    """The exact values (to float64's precision) from their rounding and quantized residual."""
+    rounded = np.asarray(rounded, dtype=np.float64)
+    u = ulp_of_exact(rounded, residual_q, FORMATS[dtype_name])
+    with np.errstate(all="ignore"):
+        return rounded + np.asarray(residual_q, dtype=np.float64) / RESIDUAL_SCALE * u
 
 
 def ulp_errors(got, rounded, residual_q, fmt):

@@ -5,9 +5,18 @@ Usage::
     python -m tools.report                      # impl.functional, report in ./report
     python -m tools.report --out DIR --impl MODULE [--impl MODULE2 ...] [-- extra pytest args]
     python -m tools.report --peers              # impl.functional and every adapter in adapters/
+    python -m tools.report --impl MODULE --profile faithful --baseline FILE   # see below
 
 ``MODULE`` is anything ``pytest --impl`` accepts (``package.module`` or
-``package.module:ATTRIBUTE``).
+``package.module:ATTRIBUTE``).  ``--profile`` (``strict``, ``faithful``, ``torch``:
+``tools/profiles.py``), ``--record-baseline FILE`` and ``--baseline FILE``
+(``tools/baseline.py``) go to pytest; with several implementations a baseline file is per
+implementation, so those two take one ``--impl``.
+
+``DIR/report.md`` opens with the verdict of each implementation (a matrix of ops x dtypes, ✓ or ✗
+with the worst figure, the failures grouped by root cause with a command that reproduces each),
+then the detail tables; ``DIR/report.html`` is the same report as one self-contained page with
+the plots inline.
 
 For each implementation it runs ``pytest -n auto --impl MODULE --report-dir
 DIR/<module>`` (the whole conformance suite; for implementations other than
@@ -102,10 +111,20 @@ def main(argv=None, prog: str = "python -m tools.report") -> int:
                     help="test impl.functional and every adapter of adapters/ (needs the [peers] extra)")
     ap.add_argument("--out", default="report", help="output folder (default ./report)")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    ap.add_argument("--profile", help="budget profile: strict (default), faithful, torch (tools/profiles.py)")
+    ap.add_argument("--record-baseline", metavar="FILE", help="write every test's outcome and figures to FILE")
+    ap.add_argument("--baseline", metavar="FILE",
+                    help="fail only on what got worse than FILE (tools/baseline.py); list improvements")
     ap.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = ap.parse_args(argv)
     impls = (args.impl or []) + ([p for p in PEERS if p not in (args.impl or [])] if args.peers else [])
     impls = impls or ["impl.functional"]
+    if (args.baseline or args.record_baseline) and len(impls) > 1:
+        ap.error("--baseline and --record-baseline take one implementation (a baseline file is per "
+                 f"implementation); got {len(impls)}: {', '.join(impls)}")
+    passed = [f"--{k.replace('_', '-')}={os.path.abspath(v) if k != 'profile' else v}"
+              for k, v in (("profile", args.profile), ("record_baseline", args.record_baseline),
+                           ("baseline", args.baseline)) if v]
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     run_id = f"{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%S}Z-{secrets.token_hex(4)}"
@@ -114,14 +133,14 @@ def main(argv=None, prog: str = "python -m tools.report") -> int:
     status, sections, failed = 0, [], []
     for impl in impls:
         d = staged / _slug(impl)
-        rc, secs = run_suite(impl, d, args.pytest_args, run_id)
+        rc, secs = run_suite(impl, d, passed + args.pytest_args, run_id)
         status = status or rc
         data = _read_fresh(d / "report.json", run_id) if rc in RAN else None
         if data is None:
             why = _PYTEST_STATUS.get(rc, "no report from this run")
             failed.append(f"{impl}: pytest exit status {rc} ({why})")
             continue
-        data["header"]["suite wall time"] = f"{secs:.1f} s"
+        data["header"]["suite wall time s"] = round(secs, 1)
         data["header"]["pytest exit status"] = rc
         sections.append((impl, data, rc, secs))
     if failed:
@@ -130,15 +149,14 @@ def main(argv=None, prog: str = "python -m tools.report") -> int:
             print(f"tools.report: the suite did not run for {f}; the previous report in {out} is left "
                   "as it was (nothing published)", file=sys.stderr)
         return status or 2
-    from tools import leaderboard, reporting
+    from tools import html_report, leaderboard, reporting
 
-    md = []
-    for impl, data, _, _ in sections:
-        lines = [f"{k}: {v}" for k, v in data["header"].items()]
-        md.append(reporting.render_markdown(data["rows"], lines).replace(
-            "# Conformance tolerance report", f"# Conformance tolerance report: `{impl}`", 1))
+    md = "\n".join(reporting.render_markdown(data["rows"], [f"{k}: {v}" for k, v in data["header"].items()],
+                                             title=f"Conformance report: `{impl}`",
+                                             sections=data.get("sections"))
+                   for impl, data, _, _ in sections)
     # the staging folder is this run's own: plain writes, published below by rename
-    (staged / "report.md").write_text("\n".join(md))
+    (staged / "report.md").write_text(md)
     (staged / "report.json").write_text(json.dumps({impl: data for impl, data, _, _ in sections}, indent=1) + "\n")
     board = leaderboard.write(staged, [{"impl": impl, "header": data["header"], "rows": data["rows"],
                                         "exit_status": rc, "wall_s": secs} for impl, data, rc, secs in sections],
@@ -148,22 +166,27 @@ def main(argv=None, prog: str = "python -m tools.report") -> int:
         try:
             from tools import plots
         except ImportError as e:  # matplotlib is optional
-            print(f"plots skipped: {e} (pip install matplotlib)")
+            print(f"plots skipped: {e} (pip install matplotlib, or the project's [plots] extra)")
         else:
             for impl in impls:
                 paths = plots.plot_all(impl, staged / "plots" / _slug(impl))
                 plot_dirs.append(_slug(impl))
                 print(f"{len(paths)} plots written for {impl}")
+    images = {f"{impl}: ulp error against the input": sorted((staged / "plots" / _slug(impl)).glob("*.png"))
+              for impl in impls}
+    images["leaderboard"] = sorted(staged.glob("leaderboard*.png"))
+    html_report.write(staged / "report.html", md, images)  # one page, the plots inline
     # publish: per-implementation folders and plots first, the summary files last, each by rename
     for impl in impls:
         _publish_one(staged / _slug(impl), out / _slug(impl))
     for name in plot_dirs:
         (out / "plots").mkdir(exist_ok=True)
         _publish_one(staged / "plots" / name, out / "plots" / name)
-    for f in sorted(staged.glob("leaderboard*")) + [staged / "report.json", staged / "report.md"]:
+    for f in sorted(staged.glob("leaderboard*")) + [staged / name for name in ("report.json", "report.html",
+                                                                               "report.md")]:
         os.replace(f, out / f.name)
     shutil.rmtree(staged, ignore_errors=True)
-    print(f"report written to {out / 'report.md'} and {out / 'report.json'} (run {run_id})")
+    print(f"report written to {out / 'report.md'}, {out / 'report.html'} and {out / 'report.json'} (run {run_id})")
     print(f"leaderboard written to {out / 'leaderboard.md'} and {out / 'leaderboard.json'}")
     print(leaderboard.render_summary(board))
     return status
