@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+import warnings
 
 import jax.numpy as jnp
 
@@ -22,3 +23,12 @@ PARTIAL = types.SimpleNamespace(relu=F.relu, relu6=_relu6, sigmoid=None,
 NOTHING = types.SimpleNamespace(unrelated=len)
 BAD_CAPABILITY = types.SimpleNamespace(relu=F.relu, CONFORMANCE_CAPABILITIES={"jit": False})
 NOT_CALLABLE = types.SimpleNamespace(relu=3)
+
+
+def _warning_relu(x):
+    warnings.warn("relu of this library is deprecated", UserWarning, stacklevel=2)
+    return F.relu(x)
+
+
+# an implementation that warns: the suite records the warning and judges the result
+WARNS = types.SimpleNamespace(relu=_warning_relu, CONFORMANCE_PEER="a test double that warns")

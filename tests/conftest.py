@@ -241,8 +241,8 @@ def impl_op(impl_module, request):
             pytest.skip(f"{name} not provided by {impl_name}")
 
         def on_warning(w):  # the implementation under test is observed, not changed
-            _add_row(request, {"kind": "warning", "case": name, "source": request.node.originalname,
-                               "detail": f"{w.category.__name__}: {w.message}"})
+            _add_row(request, Verdict(kind="warning", case=name, source=request.node.originalname,
+                                      detail=f"{w.category.__name__}: {w.message}"))
         return _skipping_not_implemented(fn, name, impl_name, None if own else on_warning)
     return get
 

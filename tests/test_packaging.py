@@ -9,11 +9,18 @@ would shadow, or be shadowed by, anyone else's.  ``import impl`` imports nothing
 The wheel is built from a copy of this checkout with pip (``pip wheel --no-deps``); where the
 build backend cannot be fetched (an offline machine without setuptools and wheel in the
 environment) the tests are skipped and say so.
+
+End to end (README, "Vet your own library"): the wheel installed into a fresh virtual
+environment, a small adapter written into an empty folder, ``vetted-layers-conformance`` run
+there on a subset of the suite, with ``--record-baseline`` and then ``--baseline`` (the same
+adapter passes; one op made worse fails).  About two minutes; the installation needs the
+dependencies from the package index or pip's cache (skipped, saying so, when neither is there).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -118,3 +125,81 @@ def test_import_impl_imports_no_suite_module(wheel, tmp_path):
     where, suite_modules = p.stdout.splitlines()[-2:]
     assert Path(where).resolve().is_relative_to(site.resolve()), where
     assert suite_modules == "[]", f"import impl imported suite modules: {suite_modules}"
+
+
+# ---- the installed suite, as a maintainer of another library runs it ----------------------------
+
+ADAPTER = '''"""A small adapter: two ops of jax.numpy behind the contract."""
+import jax
+import jax.numpy as jnp
+
+CONFORMANCE_PEER = "jax.numpy (a small adapter)"
+
+
+def relu(x):
+    return jax.nn.relu(x)
+
+
+def tanh(x):
+    return jnp.tanh(x)
+'''
+# the same adapter with tanh made worse: evaluated in bfloat16 and cast back
+WORSE = ADAPTER.replace("    return jnp.tanh(x)\n", "    return jnp.tanh(x.astype(jnp.bfloat16)).astype(x.dtype)\n")
+# a subset of the suite, for speed: tanh and relu in float32 on one device, values and special values
+SUBSET = ["--no-plots", "--", "--devices=cpu0", "-k", "(tanh or relu) and float32 and not relu6",
+          "tests/test_activations_golden.py", "tests/test_special_values.py"]
+
+
+def _venv(tmp: Path, whl: Path) -> Path:
+    """A fresh virtual environment with the wheel and its test extra installed."""
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    py = venv / "bin" / "python"
+    p = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{whl}[test]"], capture_output=True, text=True,
+                       timeout=900)
+    if p.returncode != 0 and _offline(p):
+        pytest.skip(f"the wheel's dependencies are neither cached nor reachable (pip: {_offline(p)})")
+    assert p.returncode == 0, f"pip install of the wheel failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    return venv
+
+
+def _conformance(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CONFORMANCE_RUN_ID", "IMPL_MODULE",
+                                                            "PYTEST_XDIST_WORKER", "VIRTUAL_ENV")}
+    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", XDG_CACHE_HOME=str(cwd.parent / "cache"))
+    return subprocess.run([str(venv / "bin" / "vetted-layers-conformance"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_installed_suite_from_an_empty_folder_with_a_baseline(wheel, tmp_path):
+    """The documented command, in a fresh environment and an empty folder: the report opens with the
+    verdict; a recorded baseline passes on the same adapter and fails once one op is made worse."""
+    venv = _venv(tmp_path, wheel)
+    here = tmp_path / "work"
+    here.mkdir()
+    (here / "small_adapter.py").write_text(ADAPTER)
+    cmd = ["--impl", "small_adapter", "--out", "report"]
+
+    p = _conformance(venv, here, *cmd, "--record-baseline", "baseline.json", *SUBSET)
+    out = p.stdout + p.stderr
+    assert p.returncode == 1, out[-4000:]  # jax.numpy's float32 tanh is over budget (4.06 ulp)
+    first = (here / "report" / "report.md").read_text().splitlines()[:14]
+    assert first[0] == "# Conformance report: `small_adapter`", first
+    assert first[2].startswith("**profile: strict"), first
+    assert "## Verdict" in first and "| op | float32 |" in first, first
+    assert any(line.startswith("| `tanh` | ✗ 4.058") for line in first), first
+    assert any(line.startswith("| `relu` | ✓ 0") for line in first), first
+    assert "= verdict =" in out and "baseline written to" in out, out[-4000:]
+    assert sorted(f.name for f in here.iterdir()) == ["baseline.json", "report", "small_adapter.py"], \
+        "the suite wrote into the caller's folder (JAX's cache belongs in the user's cache folder)"
+    assert (here / "report" / "report.html").read_text().count("<h2>Verdict</h2>") == 1
+
+    p = _conformance(venv, here, *cmd, "--baseline", "baseline.json", *SUBSET)
+    assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
+    assert "as in the baseline" in p.stdout + p.stderr
+
+    (here / "small_adapter.py").write_text(WORSE)
+    p = _conformance(venv, here, *cmd, "--baseline", "baseline.json", *SUBSET)
+    out = p.stdout + p.stderr
+    assert p.returncode == 1, out[-4000:]
+    assert "worse than the baseline: tanh float32 cpu0" in out, out[-4000:]

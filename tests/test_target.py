@@ -83,3 +83,20 @@ def test_a_module_that_provides_nothing_fails():
     request = types.SimpleNamespace(config=types.SimpleNamespace(_impl_name="tests._fake_impls:NOTHING"))
     with pytest.raises(AssertionError, match=r"provides none of the contract's functions \(avg_pool2d, batch_norm"):
         test_provides_at_least_one_op(_fake_impls.NOTHING, request)
+
+
+@pytest.mark.slow
+def test_warnings_of_the_implementation_are_recorded_not_raised(tmp_path):
+    """``filterwarnings = error`` is for the project's own code: a warning of the implementation
+    under test becomes a "warning" row of the report, and its result is judged as usual."""
+    spec = "tests._fake_impls:WARNS"
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "--impl", spec,
+           "--devices", "cpu0", "--report-dir", str(tmp_path), "tests/test_activations_golden.py",
+           "-k", "relu and float32 and not relu6 and not leaky"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rows = json.loads((tmp_path / "report.json").read_text())["rows"]
+    assert {(w["case"], w["detail"]) for w in rows if w["kind"] == "warning"} == {
+        ("relu", "UserWarning: relu of this library is deprecated")}
+    assert [r["passed"] for r in rows if r["kind"] == "value"] == [True]
+    assert "relu of this library is deprecated" in (tmp_path / "report.md").read_text()
