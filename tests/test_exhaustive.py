@@ -1,53 +1,70 @@
-"""The exhaustive float32 tool: its shortcuts are checked against mpmath, and it resumes."""
+"""The exhaustive float32 tool: its shortcuts are checked against mpmath, and it resumes.
+
+The tests of its Dask engine on a real cluster (a scheduler and workers started as
+processes) are in tests/test_exhaustive_cluster.py."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import sys
 
-import mpmath
 import numpy as np
 import pytest
 
 from reference import FORMATS, correctly_rounded
-from reference import float64 as F64
 from tools import exhaustive, inputs
 from tools.registry import by_family
 
 CASES = by_family("activations")
+needs_dask = pytest.mark.skipif(importlib.util.find_spec("distributed") is None,
+                                reason="sweeping through main() needs Dask distributed: pip install -e '.[distributed]'")
+# the derivatives swept (first derivatives; grad2 cases sweep the same way)
+GRAD_CASES = [c for c in by_family("gradients") if dict(c.extra)["order"] == 1]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", CASES + GRAD_CASES, ids=[c.id for c in CASES + GRAD_CASES])
 def test_tiny_float64_results_round_to_a_zero_of_their_sign(case):
-    """Where the float64 formula gives |y| < 2**-1000, the exact result rounds to a float32
-    zero with y's sign: the tool's shortcut, checked against mpmath."""
+    """Where the fast tier gives |y| < 2**-1000 with a bound below 1, the exact result rounds
+    to a float32 zero with y's sign: the tool decides those, checked here against mpmath."""
     x = inputs.float32_inputs().astype(np.float64)
-    with np.errstate(all="ignore"):
-        y = case.float64_formula(x, **case.params)
-    idx = np.flatnonzero(np.isfinite(x) & np.isfinite(y) & (np.abs(y) < 2.0**-1000) & (x != 0))
-    for i in idx[:: max(1, idx.size // 200)]:
+    y, bound, _ = exhaustive._reference(case, x)
+    bound = np.broadcast_to(bound, y.shape)
+    idx = np.flatnonzero(np.isfinite(x) & np.isfinite(y) & (np.abs(y) < 2.0**-1000) & (x != 0) & (bound < 1))
+    for i in idx[:: max(1, idx.size // 100)]:
         r, _ = correctly_rounded(case.reference, float(x[i]), FORMATS["float32"], case.params)
         assert r == 0 and math.copysign(1, r) == math.copysign(1, y[i]), \
-            f"{case.id}({x[i]!r}): formula gives {y[i]!r}, exact rounds to {r!r}"
+            f"{case.id}({x[i]!r}): fast tier gives {y[i]!r}, exact rounds to {r!r}"
+
+
+def _piece_against_mpmath(case_id, first, n):
+    """The tool's verdicts on ``n`` consecutive float32 inputs from ``first`` against an
+    mpmath-only evaluation: the correctly rounded count and the normal-range count."""
+    case, fn = exhaustive._evaluator(case_id, "impl.functional")
+    start = np.array([first], np.float32).view(np.uint32)[0]
+    x = np.arange(start, start + n, dtype=np.uint32).view(np.float32)
+    got = np.asarray(fn(x)).astype(np.float64)
+    res = exhaustive._sweep_piece(case, x, got)
+    exact = np.array([correctly_rounded(case.reference, float(v), FORMATS["float32"], case.params)[0]
+                      for v in x.astype(np.float64)])
+    normal = np.abs(exact) >= 2.0**-126
+    n_cr = int(np.sum((got == exact) & (np.signbit(got) == np.signbit(exact)) & normal))
+    return res, n_cr, int(normal.sum())
 
 
 def test_piece_verdicts_match_mpmath():
     """On a piece around gelu's tail the tool's verdicts equal an mpmath-only evaluation."""
-    case = next(c for c in CASES if c.id == "gelu")
-    import jax.numpy as jnp
+    res, n_cr, n_normal = _piece_against_mpmath("gelu", -13.0, 4096)
+    assert (res["n_cr"], res["n_normal"]) == (n_cr, n_normal)
 
-    import impl.functional as F
 
-    start = np.array([-13.0], np.float32).view(np.uint32)[0]
-    bits = (np.arange(4096, dtype=np.uint64) + np.uint64(start)).astype(np.uint32)
-    x = bits.view(np.float32)
-    got = np.asarray(F.gelu(jnp.asarray(x))).astype(np.float64)
-    bound, _ = F64.relative_bound("gelu", {})
-    res = exhaustive._sweep_piece(case, bound, x, got)
-    exact = [correctly_rounded(case.reference, float(v), FORMATS["float32"])[0] for v in x.astype(np.float64)]
-    n_cr = int(np.sum((got == np.array(exact)) & (np.abs(exact) >= 2.0**-126)))
-    assert res["n_cr"] == n_cr and res["n_normal"] == int(np.sum(np.abs(exact) >= 2.0**-126))
+def test_derivative_piece_verdicts_match_mpmath():
+    """Next to the zero x = -1.27846 of silu', where the fast tier's per-element bound
+    widens (two terms cancel) and mpmath takes over: the verdicts equal mpmath's."""
+    res, n_cr, n_normal = _piece_against_mpmath("grad:silu", -1.2784645, 2048)
+    assert (res["n_cr"], res["n_normal"]) == (n_cr, n_normal)
+    assert res["n_mpmath"] > 0 and res["uncertainty_ulp"] <= 2.0**-30 * 2**24
 
 
 # ---- records: resumable, one configuration per report, corrupt ones named -------------------
@@ -56,11 +73,10 @@ ARGS = ["relu", "--chunks", "255:256", "--jobs", "1"]
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    """One real sweep of relu's last chunk; returns its record."""
-    out = tmp_path_factory.mktemp("sweep")
-    assert exhaustive.main([*ARGS, "--out", str(out)]) == 0
-    return json.loads((out / "relu-float32" / "impl.functional" / "chunks" / "255.json").read_text())
+def swept():
+    """The record of relu's last chunk, as a sweep writes it (swept in this process, so that
+    these tests need no Dask)."""
+    return exhaustive.sweep_chunk(("relu", "impl.functional", 255))
 
 
 def _chunks(out, impl="impl.functional"):
@@ -147,6 +163,7 @@ def test_unreadable_record_is_named_and_not_used(content, why, tmp_path, capsys)
 
 
 @pytest.mark.slow
+@needs_dask
 def test_unreadable_record_is_recomputed(swept, tmp_path, capsys):
     d = _chunks(tmp_path)
     (d / "255.json").write_text("{}")
@@ -154,7 +171,8 @@ def test_unreadable_record_is_recomputed(swept, tmp_path, capsys):
     assert exhaustive.main([*ARGS, "--out", str(tmp_path)]) == 0
     assert "0 chunks already done, 1 to go" in capsys.readouterr().err
     rec = json.loads((d / "255.json").read_text())
-    assert {k: v for k, v in rec.items() if k != "seconds"} == {k: v for k, v in swept.items() if k != "seconds"}
+    timing = exhaustive.TIMING_KEYS
+    assert {k: v for k, v in rec.items() if k not in timing} == {k: v for k, v in swept.items() if k not in timing}
     assert (d / "notes.json").exists()  # not ours: left alone
 
 
@@ -181,8 +199,28 @@ def test_records_of_the_first_version_are_adopted_on_request(swept, tmp_path, ca
     assert "1 chunks adopted from records that named no configuration" in md
 
 
-def test_bad_arguments():
+def test_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         exhaustive.main(["no_such_op"])
+    assert "choose one of: relu, " in capsys.readouterr().err
     with pytest.raises(SystemExit):
         exhaustive.main(["relu", "--chunks", "5:3"])
+    with pytest.raises(SystemExit):
+        exhaustive.main(["relu", "--jobs", "2", "--scheduler", "tcp://127.0.0.1:8786"])
+    assert "--jobs sizes the embedded cluster" in capsys.readouterr().err
+
+
+def test_derivative_and_value_cases_are_sweepable():
+    assert exhaustive.case_of("grad:gelu[approximate=True]")[1] == 1
+    assert exhaustive.case_of("grad2:tanh")[1] == 2 and exhaustive.case_of("tanh")[1] == 0
+    c = exhaustive.configuration("grad:tanh", "float32", "impl.functional")
+    assert "float64_derivatives" in c["reference"]["tier"] and c["case"] == "grad:tanh"
+
+
+def test_without_dask_a_sweep_names_the_extra(tmp_path, capsys, monkeypatch):
+    """Records need no Dask; computing chunks does, and the message names the install."""
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed raises ImportError
+    assert exhaustive.main([*ARGS, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "runs its chunks on Dask distributed, which is not installed" in err
+    assert "pip install -e '.[distributed]'" in err
