@@ -26,6 +26,10 @@ family), so ``jax.grad(jax.grad(f))`` is as accurate as ``f'``.  Products and
 quotients that would round more than once are compensated where float64
 results need it (``_one_plus``, ``_two_square``: ``sigmoid'``, ``tanh'``,
 ``softsign'`` within 2 ulp of float64).
+
+float64 inputs take the same closed forms in double-double arithmetic
+(``_act64``, on the kernels of ``_dd``), rounded once: within 0.5 ulp + 2**-10
+and almost always correctly rounded (``f64`` of ``_chain``).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
-from . import _fast64
+from . import _act64, _fast64
 from ._core import as_float_array, by_table, check_finite_param, in_float64
 
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -55,7 +59,7 @@ def _keep_nan(formula):
     return f
 
 
-def _chain(*formulas, native=None, fast32=None, pair32=None):
+def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None):
     """An op from float64 formulas ``[f, f', f'', ...]`` (see module docstring).
 
     Ops with a closed-form derivative take bfloat16/float16 values from a table
@@ -70,7 +74,7 @@ def _chain(*formulas, native=None, fast32=None, pair32=None):
     a rounding boundary): one formula (the value's) or a tuple aligned with
     ``formulas`` (``None`` where there is none), so that the derivatives that
     ``jax.grad`` evaluates on every training step run on them too.  float64
-    inputs and the tables keep ``formulas``, which use XLA's float64 functions.
+    inputs take ``f64`` (below) and the tables keep ``formulas``.
     ``pair32(t, *params) -> (f, f')``, when given, evaluates the value and the
     first derivative of a float32 input together, sharing their expensive parts
     (gelu's ``exp`` and ``erfcx``), for the JVP, where both are needed (a
@@ -78,27 +82,38 @@ def _chain(*formulas, native=None, fast32=None, pair32=None):
     (``_computed_once``: it pays where the shared part is most of the cost, as
     in gelu; where it is not, the 8-byte word it writes costs more than it
     saves) and is itself a ``custom_jvp`` whose derivative is the chain's next
-    one, so higher derivatives keep their closed forms."""
+    one, so higher derivatives keep their closed forms.
+    ``f64``, when given, holds ``(formula, hi[, slope])`` for float64 inputs, aligned with
+    ``formulas`` like ``fast32``: a double-double formula of ``_act64`` used for ``|t| <= hi``
+    (``_act64.guarded``), the float64 formula elsewhere; the tables and the other dtypes never use
+    them."""
     fast32 = tuple(fast32) if isinstance(fast32, (tuple, list)) else (fast32,)
     fast32 = fast32 + (None,) * (len(formulas) - len(fast32))
     native = tuple(native) if isinstance(native, (tuple, list)) else (native,)
     native = native + (None,) * (len(formulas) - len(native))
+    f64 = tuple(f64) if isinstance(f64, (tuple, list)) else (f64,)
+    f64 = f64 + (None,) * (len(formulas) - len(f64))
     first = _keep_nan(formulas[0])
     fast = _keep_nan(fast32[0]) if fast32[0] is not None else None
+    dd = _keep_nan(_act64.guarded(f64[0][0], formulas[0], *f64[0][1:])) if f64[0] is not None else None
     if len(formulas) == 1:
         def op(x, params):
             if native[0] is not None:
                 return native[0](x, *params)
+            if dd is not None and x.dtype == jnp.float64:
+                return dd(x, *params)
             if fast is not None and x.dtype == jnp.float32:
                 return in_float64(lambda t: fast(t, *params), x)
             return in_float64(lambda t: first(t, *params), x)
         return op
-    deriv = _chain(*formulas[1:], fast32=fast32[1:], native=native[1:])
+    deriv = _chain(*formulas[1:], fast32=fast32[1:], native=native[1:], f64=f64[1:])
 
     @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
     def op(x, params):
         if native[0] is not None:
             return native[0](x, *params)
+        if dd is not None and x.dtype == jnp.float64:
+            return dd(x, *params)
         if fast is not None and x.dtype == jnp.float32:
             return in_float64(lambda t: fast(t, *params), x)
         return by_table(first, op, x, *params)
@@ -533,19 +548,25 @@ _ELU = _chain(_elu_f,
               lambda t, a: jnp.where(t > 0, 0.0, a * jnp.exp(jnp.minimum(t, 0.0))),
               fast32=(lambda t, a: _elu32(t, a),
                       lambda t, a: jnp.where(t > 0, 1.0, a * _exp_left32(t)),
-                      lambda t, a: jnp.where(t > 0, 0.0, a * _exp_left32(t))))
+                      lambda t, a: jnp.where(t > 0, 0.0, a * _exp_left32(t))),
+              f64=((_act64.elu, 800.0), (_act64.elu_d1, 800.0), (_act64.elu_d2, 800.0)))
 _CELU = _chain(lambda t, a: jnp.where(t > 0, t, a * jnp.expm1(jnp.minimum(t, 0.0) / a)),
                lambda t, a: jnp.where(t > 0, 1.0, jnp.exp(jnp.minimum(t, 0.0) / a)),
                lambda t, a: jnp.where(t > 0, 0.0, jnp.exp(jnp.minimum(t, 0.0) / a) / a),
                fast32=(lambda t, a: jnp.where(t > 0, t, a * _fast64.expm1(jnp.minimum(t, 0.0) / a)),
                        lambda t, a: jnp.where(t > 0, 1.0, _exp_left32(t / a)),
-                       lambda t, a: jnp.where(t > 0, 0.0, _exp_left32(t / a) / a)))
+                       lambda t, a: jnp.where(t > 0, 0.0, _exp_left32(t / a) / a)),
+               f64=((_act64.celu, 1e6, 1.0), (_act64.celu_d1, 1e6), (_act64.celu_d2, 1e6)))
 _SELU = _chain(lambda t: SELU_SCALE * _elu_f(t, SELU_ALPHA),
                lambda t: jnp.where(t > 0, SELU_SCALE, (SELU_SCALE * SELU_ALPHA) * jnp.exp(jnp.minimum(t, 0.0))),
                lambda t: jnp.where(t > 0, 0.0, (SELU_SCALE * SELU_ALPHA) * jnp.exp(jnp.minimum(t, 0.0))),
                fast32=(lambda t: SELU_SCALE * _elu32(t, SELU_ALPHA),
                        lambda t: jnp.where(t > 0, SELU_SCALE, (SELU_SCALE * SELU_ALPHA) * _exp_left32(t)),
-                       lambda t: jnp.where(t > 0, 0.0, (SELU_SCALE * SELU_ALPHA) * _exp_left32(t))))
+                       lambda t: jnp.where(t > 0, 0.0, (SELU_SCALE * SELU_ALPHA) * _exp_left32(t))),
+               f64=((lambda t: jnp.where(t > 0, SELU_SCALE * t, _act64.selu_left(t)), 800.0,
+                     (_act64.SELU_SCALE_ALPHA, SELU_SCALE)),
+                    (lambda t: jnp.where(t > 0, SELU_SCALE, _act64.selu_d_left(t)), 800.0),
+                    (lambda t: jnp.where(t > 0, 0.0, _act64.selu_d_left(t)), 800.0)))
 
 
 def _phi(t):
@@ -569,7 +590,8 @@ def _gelu_d2(t):
     return jnp.where((jnp.abs(t) > 40) | (d == 0), -0.0, d)
 
 
-_GELU = _chain(_gelu_f, _gelu_d1, _gelu_d2, fast32=(_gelu32, _gelu_d1_32, _gelu_d2_32), pair32=_gelu_pair32)
+_GELU = _chain(_gelu_f, _gelu_d1, _gelu_d2, fast32=(_gelu32, _gelu_d1_32, _gelu_d2_32), pair32=_gelu_pair32,
+               f64=((_act64.gelu, 39.5, 0.5), (_act64.gelu_d1, 39.5), (_act64.gelu_d2, 39.5)))
 
 
 def _gelu_tanh_u2(t):
@@ -599,7 +621,8 @@ def _gelu_tanh_d2(t):
     return jnp.where((w == 0) | (jnp.abs(t) > 1e50), -0.0, w * bracket)
 
 
-_GELU_TANH = _chain(_gelu_tanh_f, _gelu_tanh_d1, _gelu_tanh_d2, fast32=(_gelu_tanh32, _gelu_tanh_d1_32))
+_GELU_TANH = _chain(_gelu_tanh_f, _gelu_tanh_d1, _gelu_tanh_d2, fast32=(_gelu_tanh32, _gelu_tanh_d1_32),
+                    f64=((_act64.gelu_tanh, 30.0), (_act64.gelu_tanh_d1, 30.0), (_act64.gelu_tanh_d2, 30.0)))
 
 
 def _silu_f(t):
@@ -618,7 +641,8 @@ def _silu_d2(t):
     return jnp.where(jnp.isinf(t), -0.0, d)
 
 
-_SILU = _chain(_silu_f, _silu_d1, _silu_d2, fast32=(_silu32, _silu_d1_32, _silu_d2_32))
+_SILU = _chain(_silu_f, _silu_d1, _silu_d2, fast32=(_silu32, _silu_d1_32, _silu_d2_32),
+               f64=((_act64.silu, 800.0), (_act64.silu_d1, 800.0), (_act64.silu_d2, 800.0)))
 
 
 def _mish_parts(t):
@@ -658,28 +682,36 @@ def _mish_d2(t):
     return jnp.where(jnp.isinf(t) | (ss == 0), -0.0, d)
 
 
-_MISH = _chain(_mish_f, _mish_d1, _mish_d2, fast32=(_mish32, _mish_d1_32))
+_MISH = _chain(_mish_f, _mish_d1, _mish_d2, fast32=(_mish32, _mish_d1_32),
+               f64=((_act64.mish, 800.0, _act64.MISH_SLOPE), (_act64.mish_d1, 800.0), (_act64.mish_d2, 800.0)))
 _SIGMOID = _chain(_sig,
                   _sig_d1,
                   # sigmoid(-t) - sigmoid(t) = -tanh(t/2): exact in sign, accurate at 0
                   lambda t: -_sig_d1(t) * _tanh_k(t, 1.0, 1.0),
-                  fast32=(_sig32, _sig_d1_32, lambda t: -_sig_d1_32(t) * _tanh32(0.5 * t)))
+                  fast32=(_sig32, _sig_d1_32, lambda t: -_sig_d1_32(t) * _tanh32(0.5 * t)),
+                  f64=((_act64.sigmoid, 800.0), (_act64.sigmoid_d1, 800.0), (_act64.sigmoid_d2, 800.0)))
 _LOG_SIGMOID = _chain(lambda t: jnp.where(t > 0, -jnp.log1p(jnp.exp(-t)), t - jnp.log1p(jnp.exp(jnp.minimum(t, 0.0)))),
                       lambda t: _sig(-t),
                       lambda t: -_sig_d1(t),
                       fast32=(lambda t: jnp.minimum(t, 0.0) - _softplus_parts32(t),
-                              lambda t: _sig32(-t), lambda t: -_sig_d1_32(t)))
+                              lambda t: _sig32(-t), lambda t: -_sig_d1_32(t)),
+                      f64=((_act64.log_sigmoid, 800.0), (lambda t: _act64.sigmoid(-t), 800.0),
+                           (lambda t: -_act64.sigmoid_d1(t), 800.0)))
 _TANH = _chain(jnp.tanh, _sech2, lambda t: -2.0 * _tanh_k(t, 2.0, 0.5) * _sech2(t),
-               fast32=(_tanh32, _sech2_32, lambda t: -2.0 * _tanh32(t) * _sech2_32(t)))
+               fast32=(_tanh32, _sech2_32, lambda t: -2.0 * _tanh32(t) * _sech2_32(t)),
+               f64=((_act64.tanh, 400.0), (_act64.tanh_d1, 400.0), (_act64.tanh_d2, 400.0)))
 _SOFTPLUS = _chain(lambda t: jnp.maximum(t, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(t))),
                    _sig,
                    _sig_d1,
-                   fast32=(lambda t: jnp.maximum(t, 0.0) + _softplus_parts32(t), _sig32, _sig_d1_32))
+                   fast32=(lambda t: jnp.maximum(t, 0.0) + _softplus_parts32(t), _sig32, _sig_d1_32),
+                   f64=((_act64.softplus, 800.0), (_act64.sigmoid, 800.0), (_act64.sigmoid_d1, 800.0)))
 _HARD_SIGMOID = _chain(lambda t: jnp.clip(t + 3.0, 0.0, 6.0) / 6.0,
-                       lambda t: jnp.where((t > -3) & (t < 3), 1.0 / 6.0, 0.0), _zero)
+                       lambda t: jnp.where((t > -3) & (t < 3), 1.0 / 6.0, 0.0), _zero,
+                       f64=((_act64.hard_sigmoid, 1e300),))
 _HARD_SWISH = _chain(lambda t: jnp.where(t <= -3, -0.0, jnp.where(t >= 3, t, t * (t + 3.0) / 6.0)),
                      lambda t: jnp.where(t <= -3, 0.0, jnp.where(t >= 3, 1.0, (2.0 * t + 3.0) / 6.0)),
-                     lambda t: jnp.where((t > -3) & (t < 3), 1.0 / 3.0, 0.0))
+                     lambda t: jnp.where((t > -3) & (t < 3), 1.0 / 3.0, 0.0),
+                     f64=((_act64.hard_swish, 1e300, 0.5), (_act64.hard_swish_d1, 1e300)))
 def _softsign_d1_32(t):
     # 1 / (1 + |t|)^2 in plain float64 (three roundings, 2**-51 relative: enough for a float32
     # result; the compensated _over_square_one_plus is for float64 results, and its
@@ -691,7 +723,8 @@ def _softsign_d1_32(t):
 _SOFTSIGN = _chain(lambda t: jnp.where(jnp.isinf(t), jnp.sign(t), t / (1.0 + jnp.abs(t))),
                    lambda t: jnp.where(jnp.isinf(t), 0.0, _over_square_one_plus(1.0, jnp.abs(t))),
                    lambda t: -2.0 * jnp.sign(t) / ((1.0 + jnp.abs(t)) ** 3),
-                   fast32=(None, _softsign_d1_32))
+                   fast32=(None, _softsign_d1_32),
+                   f64=((_act64.softsign, 1e290), (_act64.softsign_d1, 1e300)))
 
 
 # ---- the public functions -------------------------------------------------------
