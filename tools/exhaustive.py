@@ -484,15 +484,24 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._=-" else "_" for c in name)
 
 
+# A sweep runs for hours beside other jobs (at nice 19 too): Dask's default timeouts (30 s for a
+# comm, 5 minutes without a worker's heartbeat) took a starved client or worker for a dead one
+# and cancelled the sweep (seen on 2 shared cores at a load of 20).
+_PATIENCE = {"distributed.comm.timeouts.connect": "600s", "distributed.comm.timeouts.tcp": "1800s",
+             "distributed.scheduler.worker-ttl": "60 minutes"}
+
+
 def _client(scheduler, jobs, stack, log):
     """A Dask client, entered into ``stack``: of the cluster at ``scheduler``, or of an embedded
     ``LocalCluster`` of ``jobs`` single-threaded worker processes; None (with the reason and
     the fix logged) when Dask distributed is not installed or the scheduler does not answer."""
     try:
+        import dask
         import distributed
     except ImportError as e:
         log("error: " + _MISSING_DASK.format(err=e))
         return None
+    stack.enter_context(dask.config.set(_PATIENCE))
     if scheduler:
         try:
             return stack.enter_context(distributed.Client(scheduler, timeout="60s"))
