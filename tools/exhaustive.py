@@ -574,11 +574,16 @@ def _terminated(signum, frame):
 
 
 def main(argv=None) -> int:
+    from tools import exhaustive64
+
+    if exhaustive64.requested(argv):  # float64: a stratified sample judged by MPFR (tools/exhaustive64.py)
+        return exhaustive64.main(argv)
     ap = argparse.ArgumentParser(prog="python -m tools.exhaustive", description=__doc__.split("\n\n")[0])
     ap.add_argument("case", help="a registry case id of the activations family (gelu) or of the gradients "
                                  "family (grad:gelu, grad2:gelu)")
-    ap.add_argument("--dtype", default="float32", choices=["float32"],
-                    help="float32 (bfloat16 and float16 are exhaustive in the default test run)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                    help="float32 (bfloat16 and float16 are exhaustive in the default test run); float64: "
+                         "a stratified sample, see tools/exhaustive64.py")
     ap.add_argument("--impl", default="impl.functional", help="module under test (module or module:ATTRIBUTE)")
     ap.add_argument("--scheduler", metavar="ADDRESS",
                     help="the address of a running Dask scheduler (tcp://HOST:8786); default: an embedded "
