@@ -34,8 +34,6 @@ from jax import lax
 
 __all__ = ["as_float_array", "in_float64", "by_table", "narrow", "check_finite_param"]
 
-_LOW = (jnp.float16, jnp.bfloat16, jnp.float32)
-
 
 def as_float_array(x, name: str = "x"):
     """``x`` as a JAX array of a real floating dtype (see the module's dtype policy)."""

@@ -557,7 +557,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training
 
     ``y`` has ``x``'s dtype; the new running statistics have the running statistics'
     dtype (float32 buffers in ``impl.nn``).  Evaluated in float64 with the corrected
-    two-pass algorithm and rounded once (module docstring).
+    two-pass algorithm and rounded once to float32/float64 (bfloat16/float16 ``y`` goes
+    through float32: two roundings, module docstring).
     """
     x = as_float_array(x)
     training = _check_bool("training", training)
@@ -870,7 +871,8 @@ def _rms_op_jvp(axes, eps, primals, tangents):
 def rms_norm(x, normalized_shape, weight=None, eps=1e-6):
     r"""Root-mean-square normalization over the trailing ``normalized_shape`` axes:
     ``y = x / sqrt(mean(x**2) + eps) * weight`` (no centring, no bias), in float64,
-    rounded once.  ``x == 0`` gives ``+0``; an all-zero input gives zeros even with
+    rounded once to float32/float64 (bfloat16/float16 through float32: two roundings,
+    module docstring).  ``x == 0`` gives ``+0``; an all-zero input gives zeros even with
     ``eps = 0``.
     """
     return _rms_norm(x, _normalized_shape(normalized_shape), weight, eps)

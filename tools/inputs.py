@@ -27,8 +27,6 @@ __all__ = [
     "golden_inputs", "live_sample", "FLOAT32_REGIONS", "KINKS",
 ]
 
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
 
 def splitmix64(counter: np.ndarray, stream: int) -> np.ndarray:
     """SplitMix64 of ``counter + stream * 2**32`` (uint64, wrapping)."""
