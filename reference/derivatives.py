@@ -2,7 +2,7 @@
 
 Two independent routes to the same numbers:
 
-* ``FIRST[op]`` and ``SECOND[op]``: closed forms of ``f'`` and ``f''`` (below,
+* ``d_<op>`` and ``d2_<op>``: closed forms of ``f'`` and ``f''`` (below,
   one function each, with its formula in the docstring).  Like the forward
   references in ``reference.activations`` they take the exact input as a
   Python float and the parameters as Python floats (their exact binary64
@@ -49,7 +49,7 @@ from mpmath import mpf
 from ._convert import to_fraction, to_mpf
 from .activations import GELU_TANH_COEFF, SELU_ALPHA, SELU_SCALE
 
-__all__ = ["FIRST", "SECOND", "central_difference", "numerical", "Numerical"]
+__all__ = ["central_difference", "numerical", "Numerical"]
 
 
 # ---- helpers --------------------------------------------------------------------
@@ -415,20 +415,6 @@ def d2_softsign(x: float):
         return math.copysign(0.0, -x)
     X = to_fraction(x)
     return (-2 if x > 0 else 2) / (1 + abs(X)) ** 3  # exact rational
-
-
-FIRST = {
-    "relu": d_relu, "relu6": d_relu6, "leaky_relu": d_leaky_relu, "elu": d_elu, "celu": d_celu,
-    "selu": d_selu, "gelu": d_gelu, "silu": d_silu, "mish": d_mish, "sigmoid": d_sigmoid,
-    "log_sigmoid": d_log_sigmoid, "tanh": d_tanh, "softplus": d_softplus,
-    "hard_sigmoid": d_hard_sigmoid, "hard_swish": d_hard_swish, "softsign": d_softsign,
-}
-
-SECOND = {
-    "elu": d2_elu, "celu": d2_celu, "selu": d2_selu, "gelu": d2_gelu, "silu": d2_silu,
-    "mish": d2_mish, "sigmoid": d2_sigmoid, "log_sigmoid": d2_log_sigmoid, "tanh": d2_tanh,
-    "softplus": d2_softplus, "softsign": d2_softsign,
-}
 
 
 # ---- the generic route: central differences at high precision ---------------------

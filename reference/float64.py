@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-__all__ = ["FORMULAS", "relative_bound"]
+__all__ = ["relative_bound"]
 
 # Relative error bounds, for results in [2**-1000, 2**1000] (the fast tier
 # leaves everything else to mpmath).  Default: a few libm/scipy calls without
@@ -34,10 +34,6 @@ def relative_bound(op: str, params: dict):
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
-
-
-def _where(cond, a, b):
-    return np.where(cond, a, b)
 
 
 def relu(x):
@@ -166,9 +162,3 @@ def hard_swish(x):
 
 def softsign(x):
     return x / (1.0 + np.abs(x))
-
-
-FORMULAS = {f.__name__: f for f in [
-    relu, relu6, leaky_relu, elu, celu, selu, gelu, silu, mish, sigmoid,
-    log_sigmoid, tanh, softplus, hard_sigmoid, hard_swish, softsign,
-]}

@@ -1,7 +1,7 @@
 """Float64 derivative formulas (numpy/scipy) with a per-element error bound: the fast tier
 of the gradient references.
 
-``FIRST[op](x, **params)`` and ``SECOND[op](x, **params)`` take a float64 array
+``<op>(x, **params)`` (first derivative) and ``<op>2(x, **params)`` (second) take a float64 array
 of float32-or-narrower values and return ``(y, amp, exact)``:
 
 * ``y``: the derivative in float64;
@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-__all__ = ["FIRST", "SECOND", "BOUND"]
+__all__ = ["BOUND"]
 
 BOUND = 2.0**-45
 
@@ -290,13 +290,3 @@ def softplus2(x):
 def softsign2(x):
     a = 1.0 + np.abs(x)
     return _out(x, -2.0 * np.sign(x) / (a * a * a))
-
-
-FIRST = {f.__name__: f for f in [
-    relu, relu6, leaky_relu, elu, celu, selu, gelu, silu, mish, sigmoid, log_sigmoid, tanh,
-    softplus, hard_sigmoid, hard_swish, softsign,
-]}
-
-SECOND = {f.__name__[:-1]: f for f in [
-    elu2, celu2, selu2, gelu2, silu2, mish2, sigmoid2, log_sigmoid2, tanh2, softplus2, softsign2,
-]}

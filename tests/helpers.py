@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-
-import jax
 import pytest
-import jax.numpy as jnp
 import numpy as np
 
-import ml_dtypes
-
+from tools import calls
 from tools import devices as D
 from tools import metric, profiles, reporting
+from tools.calls import x64_for  # noqa: F401  (re-exported for the tests)
+from tools.dtypes import NP_DTYPES
 
-JNP_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16, "float64": jnp.float64}
-NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16, "float64": np.float64}
+JNP_DTYPES = NP_DTYPES  # the same table (numpy types serve jnp.asarray): tools/dtypes.py
 
 
 def case_param(case, dtype, raises=None):
@@ -28,18 +24,9 @@ def case_param(case, dtype, raises=None):
     return pytest.param(case, dtype, id=f"{case.id}-{dtype}", marks=marks)
 
 
-def x64_for(dtype_name):
-    """float64 arrays exist only with x64 on: a context that enables it for float64 cases."""
-    return jax.enable_x64(True) if dtype_name == "float64" else contextlib.nullcontext()
-
-
 def run_op(fn, x: np.ndarray, dtype_name: str, device, **kwargs) -> np.ndarray:
-    """``fn(x, **kwargs)`` with ``x`` committed to ``device``; the output as numpy."""
-    with x64_for(dtype_name):
-        xd = jax.device_put(jnp.asarray(x, dtype=JNP_DTYPES[dtype_name]), device)
-        y = fn(xd, **kwargs)
-        y = jax.block_until_ready(y)
-        return np.asarray(y)
+    """``fn(x, **kwargs)`` with ``x`` committed to ``device`` (``tools.calls.run``); the output as numpy."""
+    return calls.run(fn, None, {"x": x}, kwargs, dtype_name, device)["y"]
 
 
 def _hexbits(v, dtype_name):

@@ -10,8 +10,10 @@ import pytest
 import impl
 from tools import inputs
 from tools.registry import by_family
+from tools.registry import op as op_record
+from vetted_layers_suite import contract
 
-from .helpers import JNP_DTYPES, x64_for
+from .helpers import NP_DTYPES, x64_for
 
 CASES = by_family("activations")
 IDS = [c.id for c in CASES]
@@ -37,7 +39,7 @@ def test_jit_equals_eager(case, impl_op, device):
 def test_dtype_preserved_under_jit_vmap_grad(case, dtype, impl_op):
     fn = impl_op(case.op)
     with x64_for(dtype):
-        x = jnp.asarray(X[:16], dtype=JNP_DTYPES[dtype])
+        x = jnp.asarray(X[:16], dtype=NP_DTYPES[dtype])
         f = lambda v: fn(v, **case.params)  # noqa: E731
         for how, t in (("", f), ("jit", jax.jit(f)), ("vmap", jax.vmap(f)), ("vmap(grad)", jax.vmap(jax.grad(f)))):
             y, via = t(x), f" via {how}" if how else ""
@@ -79,25 +81,16 @@ def test_global_x64_flag_untouched(case, impl_op, request):
 
 # ---- layer classes ------------------------------------------------------------
 
-LAYERS = [
-    (impl.nn.ReLU(), "relu", {}, "ReLU()"),
-    (impl.nn.LeakyReLU(negative_slope=0.1), "leaky_relu", {"negative_slope": 0.1}, "LeakyReLU(negative_slope=0.1)"),
-    (impl.nn.GELU(), "gelu", {}, "GELU(approximate=False)"),
-    (impl.nn.GELU(approximate=True), "gelu", {"approximate": True}, "GELU(approximate=True)"),
-    (impl.nn.ELU(alpha=1.0), "elu", {"alpha": 1.0}, "ELU(alpha=1.0)"),
-    (impl.nn.CELU(alpha=2.0), "celu", {"alpha": 2.0}, "CELU(alpha=2.0)"),
-    (impl.nn.SELU(), "selu", {}, "SELU()"),
-    (impl.nn.SiLU(), "silu", {}, "SiLU()"),
-    (impl.nn.Mish(), "mish", {}, "Mish()"),
-    (impl.nn.Sigmoid(), "sigmoid", {}, "Sigmoid()"),
-    (impl.nn.LogSigmoid(), "log_sigmoid", {}, "LogSigmoid()"),
-    (impl.nn.Tanh(), "tanh", {}, "Tanh()"),
-    (impl.nn.Softplus(), "softplus", {}, "Softplus()"),
-    (impl.nn.ReLU6(), "relu6", {}, "ReLU6()"),
-    (impl.nn.Hardsigmoid(), "hard_sigmoid", {}, "Hardsigmoid()"),
-    (impl.nn.Hardswish(), "hard_swish", {}, "Hardswish()"),
-    (impl.nn.Softsign(), "softsign", {}, "Softsign()"),
-]
+def _layer(case):
+    """The layer of the case's op (``Op.layer``) built with the case's parameters, and its
+    expected repr: every parameter of the contract, the case's value or the default."""
+    cls = getattr(impl.nn, op_record(case.op).layer)
+    params = {**contract.defaults(case.op), **case.params}
+    text = f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+    return cls(**case.params), case.op, case.params, text
+
+
+LAYERS = [_layer(c) for c in CASES]
 
 
 @pytest.mark.parametrize("layer,op,kw,text", LAYERS, ids=[t for *_, t in LAYERS])

@@ -11,9 +11,10 @@ import inspect
 
 import jax
 import jax.numpy as jnp
-import ml_dtypes
 import numpy as np
 import pytest
+
+from tools.dtypes import NP_DTYPES
 
 from .test_contract import CONTRACT, _keywords, _same
 
@@ -36,7 +37,7 @@ def test_adapter_signatures_match_the_contract(name):
         want, got = _keywords(CONTRACT[op]), _keywords(inspect.signature(getattr(mod, op)))
         assert set(want) <= set(got) and all(_same(want[k], got[k]) for k in want), (
             f"adapters.{name}.{op}{inspect.signature(getattr(mod, op))} differs from the contract "
-            f"impl.functional.{op}{CONTRACT[op]}")
+            f"{op}{CONTRACT[op]} (vetted_layers_suite.contract)")
     assert getattr(mod, "CONFORMANCE_PEER", ""), f"adapters.{name} does not name its peer (CONFORMANCE_PEER)"
 
 
@@ -50,7 +51,7 @@ def test_torch_conversion_is_exact(dtype):
     sample go to torch and back unchanged, in the input's dtype."""
     T = _adapter("torch_functional")
     if dtype in ("bfloat16", "float16"):
-        a = _all_bits({"bfloat16": ml_dtypes.bfloat16, "float16": np.float16}[dtype], 16)
+        a = _all_bits(NP_DTYPES[dtype], 16)
     elif dtype == "float32":
         # 65536 patterns spread over all 2**32 (nan payloads, both zeros, subnormals, infinities)
         a = np.concatenate([np.arange(0, 1 << 32, 65537, dtype=np.uint64).astype(np.uint32).view(np.float32),

@@ -1,10 +1,14 @@
 """The functional contract itself: names, keyword signatures and defaults of the module under test.
 
-The contract is ``impl.functional``: every public function there names an op,
-its keyword parameters and their defaults.  A module under ``--impl`` that
-provides an op must accept the same keywords with the same defaults (a
-different default, such as ``gelu(approximate=True)``, would silently compare
-another function with the reference whenever a case relies on the default).
+The contract is ``vetted_layers_suite.contract``, a module of signature stubs
+with no implementation: every op, its keyword parameters and their defaults.
+A module under ``--impl`` that provides an op must accept the same keywords
+with the same defaults (a different default, such as
+``gelu(approximate=True)``, would silently compare another function with the
+reference whenever a case relies on the default).  ``impl.functional`` must
+match it exactly: the same functions, parameters, kinds and defaults, so an
+accidental change in the implementation is caught here rather than becoming
+the contract.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ import pytest
 
 import impl.functional
 from tools import target
+from vetted_layers_suite import contract
 
-CONTRACT = {n: inspect.signature(f) for n, f in vars(impl.functional).items()
-            if not n.startswith("_") and callable(f) and not inspect.ismodule(f)}
+CONTRACT = {n: contract.signature(n) for n in contract.OPS}
 
 
 def _keywords(sig):
@@ -39,7 +43,7 @@ def test_signature_matches_contract(name, impl_op, request, reproduce):
     missing = {k: v for k, v in want.items() if k not in got}
     differ = {k: (want[k], got[k]) for k in want if k in got and not _same(want[k], got[k])}
     assert not missing and not differ, (
-        f"{request.config._impl_name}.{name}{sig} does not match the contract impl.functional.{name}"
+        f"{request.config._impl_name}.{name}{sig} does not match the contract {name}"
         f"{CONTRACT[name]}: " + "; ".join(
             [f"missing keyword {k}={v!r}" for k, v in missing.items()]
             + [f"default {k}={g!r}, expected {k}={w!r}" for k, (w, g) in differ.items()])
@@ -62,3 +66,34 @@ def test_provides_at_least_one_op(impl_module, request):
     have = [n for n in CONTRACT if target.provided(impl_module, n, name) is not None]
     assert have, (f"--impl {name} provides none of the contract's functions ({', '.join(sorted(CONTRACT))}); "
                   "pass the module (or module:ATTRIBUTE) that defines them")
+
+
+def _differs(a, b):
+    """Parameter names, kinds or defaults differ (annotations are the implementation's own)."""
+    pa, pb = list(a.parameters.values()), list(b.parameters.values())
+    return len(pa) != len(pb) or any(x.name != y.name or x.kind != y.kind or not _same(x.default, y.default)
+                                     for x, y in zip(pa, pb))
+
+
+def test_impl_functional_is_the_contract():
+    """impl.functional has every op of the contract and no other public function, each with the
+    contract's parameters, kinds and defaults."""
+    public = {n for n, f in vars(impl.functional).items()
+              if not n.startswith("_") and callable(f) and not inspect.ismodule(f)}
+    assert public == set(CONTRACT), (
+        f"impl.functional and the contract differ: only in impl.functional {sorted(public - set(CONTRACT))}, "
+        f"only in vetted_layers_suite.contract {sorted(set(CONTRACT) - public)}")
+    sigs = {n: inspect.signature(getattr(impl.functional, n)) for n in CONTRACT}
+    differ = [f"{n}: impl.functional{sigs[n]}, contract{CONTRACT[n]}" for n in CONTRACT
+              if _differs(sigs[n], CONTRACT[n])]
+    assert not differ, "impl.functional's signatures differ from the contract:\n" + "\n".join(differ)
+
+
+def test_contract_is_a_spec_without_implementation():
+    """The contract imports nothing of the project and every stub is a signature and a docstring."""
+    src = inspect.getsource(contract)
+    assert "import impl" not in src and "from impl" not in src and "import jax" not in src
+    for n in CONTRACT:
+        fn = getattr(contract, n)
+        assert fn.__doc__, f"vetted_layers_suite.contract.{n} has no docstring"
+        assert fn(*[None] * sum(p.default is p.empty for p in CONTRACT[n].parameters.values())) is None

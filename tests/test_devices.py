@@ -15,7 +15,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tools import devices as D
 from tools.registry import by_family
 
-from .helpers import JNP_DTYPES, x64_for
+from .helpers import NP_DTYPES, x64_for
 
 CASES = by_family("activations")
 IDS = [c.id for c in CASES]
@@ -52,7 +52,7 @@ def test_same_bits_on_every_device_of_a_backend(case, dtype, impl_op):
         outs = []
         with x64_for(dtype):
             for d in devs:
-                x = jax.device_put(jnp.asarray(_x(dtype), JNP_DTYPES[dtype]), d)
+                x = jax.device_put(jnp.asarray(_x(dtype), NP_DTYPES[dtype]), d)
                 outs.append(np.asarray(fn(x, **case.params)))
         for d, o in zip(devs[1:], outs[1:]):
             assert o.tobytes() == outs[0].tobytes(), (
@@ -69,8 +69,8 @@ def test_sharded_equals_single_device(case, dtype, impl_op):
     devs = jax.devices("cpu")[:2]
     mesh = Mesh(np.array(devs), ("d",))
     x_np = _x(dtype)
-    x1 = jax.device_put(jnp.asarray(x_np, JNP_DTYPES[dtype]), devs[0])
-    xs = jax.device_put(jnp.asarray(x_np, JNP_DTYPES[dtype]), NamedSharding(mesh, PartitionSpec("d")))
+    x1 = jax.device_put(jnp.asarray(x_np, NP_DTYPES[dtype]), devs[0])
+    xs = jax.device_put(jnp.asarray(x_np, NP_DTYPES[dtype]), NamedSharding(mesh, PartitionSpec("d")))
     single = np.asarray(fn(x1, **case.params))
     sharded = fn(xs, **case.params)
     assert len(sharded.sharding.device_set) == 2

@@ -27,27 +27,18 @@ from reference import FORMATS
 from reference import _exact as E
 from reference import linear as RL
 from reference import pooling as RP
+from tools import calls
 from tools import devices as D
 from tools import metric, reporting
 from tools.registry import DTYPES, by_family
 from tools.registry import layers as L
 
-from .helpers import JNP_DTYPES, NP_DTYPES, case_param, x64_for
+from .helpers import NP_DTYPES, case_param, x64_for
 
 CASES = by_family("layers")
 
 
 # ---- golden: every case x dtype x device ------------------------------------------------
-
-def _run_case(case, fn, ins, dtype, device):
-    with x64_for(dtype):
-        put = {k: jax.device_put(jnp.asarray(v), device) for k, v in ins.items()}
-        if case.op in ("linear", "conv2d"):
-            y = fn(put["x"], put["weight"], put.get("bias"), **case.params)
-        else:
-            y = fn(put["x"], **case.params)
-        return np.asarray(jax.block_until_ready(y))
-
 
 def _where(shape, i):
     return tuple(int(v) for v in np.unravel_index(i, shape))
@@ -58,7 +49,7 @@ def test_golden(case, dtype, device, impl_op, store, record, reproduce):
     fn = impl_op(case.op)
     stored = store.load_case(case.family, dtype, case.id)
     ins = L.stored_inputs(stored, dtype)
-    got = _run_case(case, fn, ins, dtype, device)
+    got = calls.run(fn, case.op, ins, case.params, dtype, device)["y"]
     rounded = stored["rounded"].astype(np.float64)
     dev = D.device_id(device)
     label = f"{case.id} {dtype} on {dev}"
@@ -148,7 +139,7 @@ def _eqns(jaxpr, names):
 
 
 def _policy_ops(dtype):
-    dt = JNP_DTYPES[dtype]
+    dt = NP_DTYPES[dtype]
     x2, w2, b = jnp.ones((2, 5), dt), jnp.ones((5, 3), dt), jnp.ones((3,), dt)
     x4, w4 = jnp.ones((1, 4, 4, 2), dt), jnp.ones((3, 3, 2, 3), dt)
     return {
@@ -203,7 +194,7 @@ def test_full_precision_whatever_the_default_matmul_precision(device):
 def test_narrow_inputs_accumulate_in_float32(dtype, small, expect, device):
     """``1 + 4 * small`` is exact in the narrow format, but every partial sum ``1 + small``
     rounds back to 1 there: only a wider accumulator gets the exact value."""
-    dt = JNP_DTYPES[dtype]
+    dt = NP_DTYPES[dtype]
     vals = jnp.asarray([1.0] + [small] * 4, dt)
     got_lin = F.linear(jax.device_put(vals[None], device), jax.device_put(jnp.ones((5, 1), dt), device))
     got_conv = F.conv2d(jax.device_put(vals.reshape(1, 1, 1, 5), device),
@@ -311,7 +302,7 @@ def test_avg_pool2d_gradient_is_the_adjoint_of_the_mean(impl_op):
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 def test_max_pool2d_gradient_goes_to_the_maximum(dtype, impl_op):
     fn = impl_op("max_pool2d")
-    x = jnp.asarray([[4.0, 1.0], [2.0, 3.0]], JNP_DTYPES[dtype]).reshape(1, 2, 2, 1)
+    x = jnp.asarray([[4.0, 1.0], [2.0, 3.0]], NP_DTYPES[dtype]).reshape(1, 2, 2, 1)
     g = jax.grad(lambda t: fn(t, 2).astype(jnp.float32).sum())(x)
     assert g.dtype == x.dtype and np.asarray(g).ravel().tolist() == [1.0, 0.0, 0.0, 0.0], g
 

@@ -13,14 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tools.registry import get
+from tools.registry import OPS, get
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
-MONOTONE = ["relu", "relu6", "leaky_relu", "elu", "celu", "selu", "softplus", "sigmoid", "tanh",
-            "log_sigmoid", "hard_sigmoid", "softsign"]
-ODD = ["tanh", "softsign"]
+MONOTONE = [o.name for o in OPS if "monotone" in o.properties]  # Op.properties of the registry
+ODD = [o.name for o in OPS if "odd" in o.properties]
 DTYPES = {"float32": np.float32, "float16": np.float16}
 
 

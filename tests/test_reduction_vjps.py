@@ -14,10 +14,10 @@ import pytest
 
 from reference import FORMATS
 from reference._convert import RESIDUAL_SCALE, round_to_format
+from tools import calls
 from tools import devices as D
 from tools import metric, reporting
 from tools.registry import by_family
-from tools.registry import reductions as RR
 from tools.registry import vjps as RV
 
 from .helpers import case_param, x64_for
@@ -39,7 +39,7 @@ def vjp_of(fn, case, arrays, device, cotangents):
     params = {k: jax.device_put(jnp.asarray(v), device) for k, v in arrays.items()
               if k in ("weight", "bias", "running_mean", "running_var")}
     x = jax.device_put(jnp.asarray(arrays["x"]), device)
-    _, pullback = jax.vjp(lambda t: RR.call_op(fn, base, dict(params, x=t))["y"], x)
+    _, pullback = jax.vjp(lambda t: calls.call(fn, base.op, dict(params, x=t), base.params)["y"], x)
     return np.stack([np.asarray(pullback(jax.device_put(jnp.asarray(g), device))[0]) for g in cotangents])
 
 

@@ -14,8 +14,10 @@ from jax.sharding import PartitionSpec as P
 import impl.nn as nn
 from reference import FORMATS
 from reference import reductions as RREF
+from tools import calls
 from tools import devices as D
 from tools import metric, profiles, reporting
+from tools.dtypes import NP_DTYPES
 from tools.registry import by_family
 from tools.registry import reductions as RR
 
@@ -109,13 +111,10 @@ def _measure(label, got, rounded, residual, dtype, budget, reproduce, device, x=
     return stats, figs, msg
 
 
-def _on(device, arrays, dtype):
-    out = {}
-    for k, v in arrays.items():
-        if k in ("rounded", "residual") or k.endswith(("_rounded", "_residual")):
-            continue
-        out[k] = jax.device_put(jnp.asarray(v), device)
-    return out
+def _inputs(arrays):
+    """The case's input arrays (``x``, parameters, running statistics), without the stored results."""
+    return {k: v for k, v in arrays.items()
+            if not (k in ("rounded", "residual") or k.endswith(("_rounded", "_residual")))}
 
 
 # ---- golden -----------------------------------------------------------------------------
@@ -127,9 +126,7 @@ def test_golden(case, dtype, device, impl_op, store, record, reproduce):
     arrays = RR.load_arrays(store, case, dtype)
     x = arrays["x"]
     dev = D.device_id(device)
-    with x64_for(dtype):
-        out = RR.call_op(fn, case, _on(device, arrays, dtype))
-        out = {k: None if v is None else np.asarray(v) for k, v in out.items()}
+    out = calls.run(fn, case.op, _inputs(arrays), case.params, dtype, device)
     y = out["y"]
     assert y.dtype == x.dtype, f"{case.id} returned {y.dtype} for a {dtype} input"
     assert y.shape == x.shape, f"{case.id}: output shape {y.shape}, expected the input's {x.shape}"
@@ -164,7 +161,7 @@ def test_golden(case, dtype, device, impl_op, store, record, reproduce):
 
 def _live_inputs(shape, mu, sigma, stream, dtype):
     z = RR.normal(math.prod(shape), stream).reshape(shape)
-    return (mu + sigma * z).astype(RR.NP_DTYPES[dtype])
+    return (mu + sigma * z).astype(NP_DTYPES[dtype])
 
 
 LIVE = [  # (float64 and the other ops are covered by the golden cases; these exercise the references live)
@@ -277,14 +274,16 @@ def test_jit_and_direct_agree(case, impl_op, store):
     """The functional ops called directly (each is jitted on its own) and inside a user's
     ``jax.jit`` give the same bits; so does ``jax.vmap`` over the leading axis."""
     fn = impl_op(case.op)
-    inputs = _on(jax.devices()[0], RR.load_arrays(store, case, "float32"), "float32")
-    direct = RR.call_op(fn, case, inputs)
-    jitted = jax.jit(lambda a: RR.call_op(fn, case, a))(inputs)
+    inputs = {k: jax.device_put(jnp.asarray(v), jax.devices()[0])
+              for k, v in _inputs(RR.load_arrays(store, case, "float32")).items()}
+    direct = calls.call(fn, case.op, inputs, case.params)
+    jitted = jax.jit(lambda a: calls.call(fn, case.op, a, case.params))(inputs)
     for k, v in direct.items():
         if v is not None:
             assert _same(v, jitted[k]), f"{case.id}: {k} under an outer jax.jit differs from the direct call"
     if case.op in ("layer_norm", "rms_norm", "softmax", "log_softmax"):
-        vm = jax.jit(jax.vmap(lambda xi: RR.call_op(fn, case, dict(inputs, x=xi))["y"]))(inputs["x"])
+        vm = jax.jit(jax.vmap(lambda xi: calls.call(fn, case.op, dict(inputs, x=xi), case.params)["y"]))(
+            inputs["x"])
         assert _same(vm, direct["y"]), f"{case.id}: jax.vmap over the leading axis differs from the direct call"
 
 
@@ -399,7 +398,7 @@ def test_softmax_fast_path_rows(op, dtype, impl_op):
     fn = impl_op(op)
     fmt = FORMATS[dtype]
     for i, row in enumerate(_TRICKY[dtype]):
-        x = np.asarray([row], dtype=RR.NP_DTYPES[dtype])
+        x = np.asarray([row], dtype=NP_DTYPES[dtype])
         if i == 0:  # the midpoint row must be exact in the format
             assert (x.astype(np.float64) == np.asarray([row])).all(), f"{row} is not exact in {dtype}"
         want = np.asarray(getattr(RREF, op)(x, fmt)[0], np.float64)

@@ -15,13 +15,13 @@ import ml_dtypes
 
 from reference import FORMATS, correctly_rounded
 from tools import devices as D
+from tools.dtypes import DTYPES
 from tools.registry import get
 from tools.special_values import SUBNORMAL_TOKENS, TABLE, resolve
 from tools.verdict import Verdict
 
 from .helpers import NP_DTYPES, run_op
 
-DTYPES = ("float32", "bfloat16", "float16", "float64")
 
 
 def _limits(dtype):

@@ -59,6 +59,8 @@ import numpy as np
 
 import ml_dtypes
 
+from tools.dtypes import NP_DTYPES
+
 __all__ = [
     "GoldenError", "ROOT", "REGEN_COMMAND", "case_filename", "case_path", "inputs_path",
     "npz_bytes", "npy_bytes", "Store", "sha256", "MANIFEST", "LOCK", "STAGING", "FAULT_ENV", "FAULT_STEPS",
@@ -78,7 +80,6 @@ FAULT_ENV = "GOLDEN_FAULT_AT"
 FAULT_STEPS = ("staged", "marked", "moving", "manifest", "cleaned")
 _SAFE = re.compile(r"^[A-Za-z0-9_.=\-]+$")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-_DTYPES = {"bfloat16": ml_dtypes.bfloat16, "float16": np.float16, "float32": np.float32, "float64": np.float64}
 
 
 class GoldenError(RuntimeError):
@@ -123,8 +124,8 @@ def case_path(family: str, dtype: str, case_id: str) -> str:
 
 
 def inputs_path(dtype: str) -> str:
-    if dtype not in _DTYPES:
-        raise GoldenError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}")
+    if dtype not in NP_DTYPES:
+        raise GoldenError(f"unknown dtype {dtype!r}; use one of {sorted(NP_DTYPES)}")
     return f"inputs/{dtype}.npy"
 
 

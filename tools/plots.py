@@ -18,15 +18,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
-from tools import golden, metric, target  # noqa: E402
+from tools import calls, golden, metric, target  # noqa: E402
 from tools.registry import by_family  # noqa: E402
 
 __all__ = ["plot_all"]
-
-_JNP = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
 
 def plot_all(impl_name: str, out_dir) -> list[Path]:
     module = target.load(impl_name)
@@ -43,7 +39,7 @@ def plot_all(impl_name: str, out_dir) -> list[Path]:
             x = store.load_inputs(dtype)
             ref = store.load_case(case.family, dtype, case.id)
             try:
-                got = np.asarray(jax.block_until_ready(fn(jnp.asarray(x, _JNP[dtype]), **case.params)))
+                got = calls.run(fn, case.op, {"x": x}, case.params, dtype, jax.devices()[0])["y"]
             except NotImplementedError as e:
                 ax.set_title(f"{case.id} {dtype}: not implemented ({e})", fontsize=8)
                 continue

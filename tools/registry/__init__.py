@@ -1,17 +1,25 @@
 """The one registry of conformance cases.
 
-A ``Case`` names an op of the functional contract (``impl.functional`` or any
-module passed with ``--impl``), its keyword parameters, its mpmath reference,
-its independent float64 formula, and its accuracy budget per dtype.  The tests
+An ``Op`` is everything the suite knows about one function of the contract
+(``vetted_layers_suite.contract``): its mpmath reference and independent
+float64 formula, its derivative references, its golden parameter settings,
+special values, kinks, parameter sweeps, properties, known failures with
+their measured figures, its layer class and the docs page of its
+conventions.  A ``Case`` is one op with one parameter set and its accuracy
+budget per dtype; the cases of the elementwise activations, of their
+derivatives (``grad:``, ``grad2:``), the special-value table and the
+parameter sweeps are all derived from the ``Op`` records.  The tests
 (``tests/``), the golden regeneration (``tools.regen_golden``) and the report
-(``tools.report``) all iterate over ``CASES``; adding an op is one entry in a
-family module here plus its implementation and its reference.
+(``tools.report``) all iterate over ``CASES``; ``tests/test_completeness.py``
+names what an op of the contract lacks.
 
 Family modules (``activations``, ...) each define ``CASES`` and
-``golden_arrays(case, dtype, fallback_map) -> dict[str, np.ndarray]`` (what
-``tools.regen_golden`` stores for that case and dtype); this package collects
-every module of the folder, in name order.  A new family is a new module
-here; nothing else needs to change to have it regenerated and listed.
+``golden_arrays(case, dtype, xs, fallback_map) -> (dict[str, np.ndarray], n)``
+(what ``tools.regen_golden`` stores for that case and dtype, and how many
+results needed mpmath); the ones with ``Op`` records define ``OPS`` too.  This
+package collects every module of the folder, in name order.  A new family is
+a new module here; nothing else needs to change to have it regenerated and
+listed.
 """
 
 from __future__ import annotations
@@ -21,9 +29,10 @@ import importlib
 import pkgutil
 from typing import Any, Callable
 
-__all__ = ["Budget", "Case", "CASES", "DTYPES", "get", "by_family", "family_module", "FAMILIES"]
+from tools.dtypes import DTYPES
 
-DTYPES = ("float32", "bfloat16", "float16", "float64")
+__all__ = ["Budget", "Case", "CASES", "DTYPES", "get", "by_family", "family_module", "FAMILIES", "Op", "OPS", "op"]
+
 
 FAMILIES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
 
@@ -65,9 +74,52 @@ class Case:
     def params(self) -> dict:
         return dict(self.kwargs)
 
-    def call(self, module, x):
-        """Apply the op of ``module`` (an implementation under test) to ``x``."""
-        return getattr(module, self.op)(x, **self.params)
+
+@dataclasses.dataclass(frozen=True)
+class Op:
+    """Everything the suite knows about one op of the contract.
+
+    ``settings``: the golden cases, ``(params, doc)`` each; their ids are
+    ``name[k=v,...]`` (``case_id``).  ``derivatives`` and ``float64_derivatives``:
+    the mpmath references and the float64 formulas ``(y, amp, exact)`` of the
+    derivatives that have golden cases (``grad:`` for the first, ``grad2:`` for
+    the second).  ``exact_float64``: the orders (0 the value, 1 the first
+    derivative) that the implementation computes exactly in float64 (a
+    comparison, a select or one rounded product), so they are budgeted
+    correctly rounded there.  ``special_values``: case id -> ``{x token:
+    expected token}`` (tokens of ``tools.special_values.resolve``).  ``kinks``:
+    where the op or its derivative jumps (each must be one of
+    ``tools.inputs.KINKS``, whose neighbours the golden inputs hold).
+    ``sweeps``: parameter sets checked against live mpmath, not stored.
+    ``properties``: ``"monotone"`` (non-decreasing), ``"odd"``.
+    ``known_failures``: case id (``gelu[approximate=True]``,
+    ``grad:silu``) -> the measured float64 shortfall and its reason, a
+    strict xfail.  ``layer``: the class of ``impl.nn``; ``docs``: the page that
+    holds the op's conventions (its kinks, signed zeros and limits).
+    ``exempt``: part -> why the op has none (``"reference"``, ``"derivative"``,
+    ``"special values"``), which the completeness test accepts in its place.
+    """
+
+    name: str
+    family: str
+    reference: Callable
+    float64: Callable | None
+    settings: tuple = (({}, ""),)
+    derivatives: tuple = ()
+    float64_derivatives: tuple = ()
+    exact_float64: tuple = ()
+    special_values: dict = dataclasses.field(default_factory=dict)
+    kinks: tuple = ()
+    sweeps: tuple = ()
+    properties: frozenset = frozenset()
+    known_failures: dict = dataclasses.field(default_factory=dict)
+    layer: str | None = None
+    docs: str = ""
+    exempt: dict = dataclasses.field(default_factory=dict)
+
+    def case_id(self, params: dict) -> str:
+        kw = sorted(params.items())
+        return self.name if not kw else self.name + "[" + ",".join(f"{k}={v}" for k, v in kw) + "]"
 
 
 def family_module(family: str):
@@ -88,6 +140,15 @@ def _collect():
 
 
 CASES = _collect()
+OPS = tuple(o for fam in FAMILIES for o in getattr(family_module(fam), "OPS", ()))
+
+
+def op(name: str) -> Op:
+    """The ``Op`` record of ``name``."""
+    for o in OPS:
+        if o.name == name:
+            return o
+    raise KeyError(f"no Op record {name!r}; known: {', '.join(o.name for o in OPS)}")
 
 
 def get(case_id: str) -> Case:

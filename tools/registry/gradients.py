@@ -1,8 +1,9 @@
 """Registry entries of the derivatives of the elementwise activations.
 
 For every activation case ``<id>`` (``tools/registry/activations.py``) there is
-``grad:<id>``, its first derivative, and for the ones with a second derivative
-(``SECOND_ORDER``) ``grad2:<id>``.  A case's ``op`` and ``kwargs`` are those of
+``grad:<id>``, its first derivative, and for the ones whose ``Op`` record holds a
+second derivative ``grad2:<id>``; the references, float64 formulas and known
+failures are those of the ``Op`` record.  A case's ``op`` and ``kwargs`` are those of
 the activation; the tests differentiate the op with ``jax.grad``/``vjp``/``jvp``
 and compare with the golden derivative.  ``extra`` holds ``order`` (1 or 2)
 and ``of`` (the activation case id).  A new differentiable family plugs in
@@ -50,7 +51,6 @@ import hashlib
 import numpy as np
 
 from reference import FORMATS
-from reference import derivatives as RD
 from reference import fast as fast_tier
 from reference import float64_derivatives as FD
 from tools.inputs import KINKS
@@ -71,33 +71,24 @@ def _f64(known_failure=""):
     return Budget(1.0, 99.0, _T64, known_failure)
 
 
-# float64 shortfalls on the golden inputs, "grad:<id>" / "grad2:<id>" -> measured figure and reason
-_KNOWN64: dict = {}  # none (issue #19)
-
-_PIECEWISE_CONSTANT = {"relu", "relu6", "leaky_relu", "hard_sigmoid"}
-# smooth, or smooth on each side of 0 with the x <= 0 branch at 0 (elu, celu, selu)
-SECOND_ORDER = ("elu", "celu", "selu", "gelu", "silu", "mish", "sigmoid", "log_sigmoid", "tanh", "softplus")
-
-
-def _budgets(cid, op, order):
-    if op in _PIECEWISE_CONSTANT and order == 1:
-        f64 = _EXACT64
-    else:
-        f64 = _f64(_KNOWN64.get(cid, ""))
-    return {"float32": _F32, "bfloat16": _B16, "float16": _H16, "float64": f64}
-
-
-def _grad_case(base: Case, order: int) -> Case:
+def _grad_case(o, base: Case, order: int) -> Case:
     cid = f"{'grad' if order == 1 else 'grad2'}:{base.id}"
-    ref = (RD.FIRST if order == 1 else RD.SECOND)[base.op]
-    formula = (FD.FIRST if order == 1 else FD.SECOND)[base.op]
+    f64 = _EXACT64 if order in o.exact_float64 else _f64(o.known_failures.get(cid, ""))
     doc = f"{'first' if order == 1 else 'second'} derivative of {base.id} ({base.doc})"
-    return Case(cid, base.op, base.kwargs, ref, formula, _budgets(cid, base.op, order), "gradients", doc,
+    return Case(cid, base.op, base.kwargs, o.derivatives[order - 1], o.float64_derivatives[order - 1],
+                {"float32": _F32, "bfloat16": _B16, "float16": _H16, "float64": f64}, "gradients", doc,
                 (("order", order), ("of", base.id)))
 
 
-CASES = [_grad_case(c, 1) for c in _act.CASES] + [
-    _grad_case(c, 2) for c in _act.CASES if c.op in SECOND_ORDER]
+def _cases(order):
+    """The ``grad:``/``grad2:`` cases of every activation case whose op has a reference and a
+    float64 formula of that order (the completeness test names an op that lacks them)."""
+    ops = {o.name: o for o in _act.OPS}
+    return [_grad_case(ops[c.op], c, order) for c in _act.CASES
+            if len(ops[c.op].derivatives) >= order and len(ops[c.op].float64_derivatives) >= order]
+
+
+CASES = _cases(1) + _cases(2)
 
 
 SHARED_INPUTS = True  # golden_arrays receives the shared inputs; float32/float64 are subset

@@ -41,14 +41,14 @@ import ml_dtypes
 from reference import FORMATS
 from reference import linear as RL
 from reference import pooling as RP
+from tools.dtypes import NP_DTYPES
 from tools.inputs import uniform
 
-from . import Budget, Case
+from . import Budget, Case, Op
 
-__all__ = ["CASES", "golden_arrays", "BoundBudget", "error_bound", "stored_inputs", "n_products", "INPUT_NAMES"]
+__all__ = ["CASES", "OPS", "golden_arrays", "BoundBudget", "error_bound", "stored_inputs", "n_products", "INPUT_NAMES"]
 
 INPUT_NAMES = ("x", "weight", "bias")
-_NP = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16, "float64": np.float64}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,9 +89,9 @@ _BOUND = {
     "float16": BoundBudget(math.inf, 0.0, _WHY_H16, out_unit=2.0**-11, out_min_subnormal=2.0**-24),
     "float64": BoundBudget(math.inf, 0.0, _WHY_F64, acc_unit=2.0**-53),
 }
-_EXACT = {d: Budget(0.5, 100.0, "exact: the result is one of the inputs") for d in _NP}
+_EXACT = {d: Budget(0.5, 100.0, "exact: the result is one of the inputs") for d in NP_DTYPES}
 _CR = {d: Budget(0.5, 100.0, "correctly rounded: exact window sum (float64 expansion), exact remainder tests")
-       for d in _NP}
+       for d in NP_DTYPES}
 
 
 def _id(op, **parts):
@@ -168,7 +168,7 @@ def _grid(shape, dtype: str, stream: int, kind: str) -> np.ndarray:
         span = 4 if dtype == "float16" else 20
         e = np.floor(uniform(n, stream + 1) * (2 * span + 1)).astype(np.int64) - span
         v = np.ldexp(v, e)
-    out = v.reshape(shape).astype(_NP[dtype])
+    out = v.reshape(shape).astype(NP_DTYPES[dtype])
     if not np.array_equal(out.astype(np.float64), v.reshape(shape)):
         raise RuntimeError(f"grid values not exact in {dtype}: the generator is broken")
     return out
@@ -198,7 +198,7 @@ def golden_arrays(case, dtype, xs=None, fallback_map=map):
         ref = RP.max_pool2d(f64["x"], **case.params)
     else:
         ref = RP.avg_pool2d(f64["x"], fmt=dtype, **case.params)
-    out = {"rounded": ref["rounded"].astype(_NP[dtype]), "residual": ref["residual"].astype(np.int16)}
+    out = {"rounded": ref["rounded"].astype(NP_DTYPES[dtype]), "residual": ref["residual"].astype(np.int16)}
     if "abs_sum" in ref:
         out["abs_sum"] = ref["abs_sum"].astype(np.float64)
     out.update(ins)
@@ -219,3 +219,20 @@ def n_products(case) -> int:
     """Products accumulated per output of a linear map."""
     ws = dict(case.extra)["w_shape"]
     return int(np.prod(ws[:-1]))
+
+_NO_GRAD = "no derivative reference: the suite checks these layers' values, not their gradients"
+_NO_SPECIAL = "sums and windows of their inputs: no special values of their own"
+_BY_CONSTRUCTION = "exact by construction, checked so in tests/test_layers_model.py (no rounding to judge)"
+OPS = [Op("linear", "layers", RL.linear, None, settings=(), layer="Linear", docs="docs/layers.md",
+          exempt={"derivative": _NO_GRAD, "special values": _NO_SPECIAL}),
+       Op("conv2d", "layers", RL.conv2d, None, settings=(), layer="Conv2d", docs="docs/layers.md",
+          exempt={"derivative": _NO_GRAD, "special values": _NO_SPECIAL}),
+       Op("max_pool2d", "layers", RP.max_pool2d, None, settings=(), layer="MaxPool2d", docs="docs/layers.md",
+          exempt={"derivative": _NO_GRAD, "special values": _NO_SPECIAL}),
+       Op("avg_pool2d", "layers", RP.avg_pool2d, None, settings=(), layer="AvgPool2d", docs="docs/layers.md",
+          exempt={"derivative": _NO_GRAD, "special values": _NO_SPECIAL}),
+       Op("flatten", "layers", None, None, settings=(), layer="Flatten", docs="docs/layers.md",
+          exempt={"reference": _BY_CONSTRUCTION, "derivative": _NO_GRAD, "special values": _NO_SPECIAL}),
+       Op("dropout", "layers", None, None, settings=(), layer="Dropout", docs="docs/layers.md",
+          exempt={"reference": "random: its law, mask and scaling are checked in tests/test_layers_model.py",
+                  "derivative": _NO_GRAD, "special values": _NO_SPECIAL})]

@@ -70,17 +70,15 @@ import numpy as np
 
 from reference import FORMATS
 from reference import float64_reductions as F64
+from reference import reduction_vjps as RV
 from reference import reductions as R
+from tools.dtypes import NP_DTYPES, PARAM_DTYPE
 from tools.inputs import uniform
 
-from . import Budget, Case
+from . import Budget, Case, Op
 
-__all__ = ["CASES", "golden_arrays", "ReductionBudget", "STATS_BUDGETS", "normal", "case_inputs", "load_arrays",
-           "call_op", "NP_DTYPES", "PARAM_DTYPE"]
-
-NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16, "float64": np.float64}
-# parameters and running statistics: float32, float64 for float64 cases
-PARAM_DTYPE = {"float32": "float32", "bfloat16": "float32", "float16": "float32", "float64": "float64"}
+__all__ = ["CASES", "OPS", "golden_arrays", "ReductionBudget", "STATS_BUDGETS", "normal", "case_inputs",
+           "load_arrays"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -376,24 +374,13 @@ def load_arrays(store, case, dtype: str) -> dict:
     return arrays
 
 
-def call_op(fn, case, arrays, x=None):
-    """Run the op ``fn`` of the implementation under test on the case's arrays; returns a
-    dict with ``y`` (and ``running_mean``/``running_var`` for batch_norm)."""
-    x = arrays["x"] if x is None else x
-    kw = dict(case.kwargs)
-    args = {k: arrays[k] for k in ("weight", "bias") if k in arrays}
-    if case.op == "batch_norm":
-        y, rm, rv = fn(x, arrays.get("running_mean"), arrays.get("running_var"), **args, **kw)
-        return {"y": y, "running_mean": rm, "running_var": rv}
-    if case.op in ("softmax", "log_softmax"):
-        return {"y": fn(x, **kw)}
-    if case.op in ("layer_norm", "rms_norm"):
-        ns = kw.pop("normalized_shape")
-        return {"y": fn(x, ns, **args, **kw)}
-    if case.op == "group_norm":
-        g = kw.pop("num_groups")
-        return {"y": fn(x, g, **args, **kw)}
-    return {"y": fn(x, **args, **kw)}
-
-
 CASES = _cases()
+
+_SPECIAL = "the special rows of the softmax cases (±inf, nan, huge offsets) stand for the special values"
+_NO_SPECIAL = "statistics over many elements: special values of a row are covered by the input rules"
+OPS = [Op(op, "reductions", getattr(R, op), F64.FORMULAS[op], settings=(), derivatives=(getattr(RV, f"{op}_vjp"),),
+          layer=layer, docs="docs/reductions.md",
+          exempt={"special values": _SPECIAL if op.endswith("softmax") else _NO_SPECIAL})
+       for op, layer in (("softmax", "Softmax"), ("log_softmax", "LogSoftmax"), ("layer_norm", "LayerNorm"),
+                         ("rms_norm", "RMSNorm"), ("group_norm", "GroupNorm"), ("instance_norm", "InstanceNorm2d"),
+                         ("batch_norm", "BatchNorm2d"))]

@@ -68,6 +68,7 @@ import numpy as np
 
 from reference import FORMATS
 from reference import reduction_vjps as RV
+from tools.dtypes import NP_DTYPES
 from tools.inputs import uniform
 
 from . import Case
@@ -176,7 +177,7 @@ def cotangents(case, dtype, shape) -> np.ndarray:
     for rule in COTANGENTS:
         u = uniform(n, 1000 + zlib.crc32(f"{case.id}:{rule}".encode()) % 100000).reshape(shape)
         g = {"uniform": 2 * u - 1, "offset": 1 + (2 * u - 1) / 16, "sparse": (u < 1 / 16).astype(np.float64)}[rule]
-        out.append(g.astype(_red.NP_DTYPES[dtype]))
+        out.append(g.astype(NP_DTYPES[dtype]))
     return np.stack(out)
 
 
@@ -197,7 +198,7 @@ def golden_arrays(case, dtype, xs=None, fallback_map=map):
     fmt = FORMATS[dtype]
     kw = _reference_kwargs(case, arrays)
     res = [case.reference(x, gk, fmt, fallback_map=fallback_map, **kw) for gk in g]
-    rounded = np.stack([r for r, _, _ in res]).astype(_red.NP_DTYPES[dtype])
+    rounded = np.stack([r for r, _, _ in res]).astype(NP_DTYPES[dtype])
     out = dict(arrays, g=g, rounded=rounded, residual=np.stack([q for _, q, _ in res]),
                term_exp=np.stack([t for _, _, t in res]))
     return out, int(rounded.size)
@@ -209,5 +210,5 @@ def load_arrays(store, case, dtype: str) -> dict:
     if dtype == "bfloat16":
         for k in ("x", "g"):
             if arrays[k].dtype == np.uint16:
-                arrays[k] = arrays[k].view(_red.NP_DTYPES["bfloat16"])
+                arrays[k] = arrays[k].view(NP_DTYPES["bfloat16"])
     return arrays

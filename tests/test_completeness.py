@@ -1,0 +1,78 @@
+"""Every op of the contract is complete: one test per op naming what it lacks.
+
+An op of ``vetted_layers_suite.contract`` needs an ``Op`` record in the registry
+(``tools/registry/``) with: a reference (mpmath), a derivative reference, special
+values (elementwise ops: a row per golden case, with the kinks in the golden
+inputs), a layer class in ``impl.nn``, an input rule in ``tests/input_rules.py``
+when it takes parameters, and a row in its docs page.  A part an op cannot have
+is exempted in its record with the reason (``Op.exempt``).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+import impl.nn
+from tools import inputs
+from tools.registry import OPS, by_family
+from vetted_layers_suite import contract
+
+from .input_rules import RULES
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RECORDS = {o.name: o for o in OPS}
+
+
+def _missing(name: str) -> list[str]:
+    o = RECORDS.get(name)
+    if o is None:
+        return ["an Op record in tools/registry/ (the family module of its cases defines OPS)"]
+    miss = []
+
+    def need(part, ok, what):
+        if not ok and part not in o.exempt:
+            miss.append(what)
+
+    need("reference", o.reference is not None, f"a reference: reference.<module>.{name} in its Op record")
+    need("derivative", bool(o.derivatives),
+         f"a derivative reference: reference.derivatives.d_{name} (and float64_derivatives.{name})"
+         if o.family == "activations" else f"a derivative reference (reference.reduction_vjps.{name}_vjp)")
+    if o.family == "activations":
+        need("reference", o.float64 is not None, f"a float64 formula: reference.float64.{name}")
+        need("derivative", len(o.float64_derivatives) == len(o.derivatives),
+             f"float64 derivative formulas beside each derivative reference: reference.float64_derivatives.{name}")
+        ids = [c.id for c in by_family("activations") if c.op == name]
+        need("special values", ids and set(ids) <= set(o.special_values),
+             f"special values for every golden case ({', '.join(ids) or name}) in Op.special_values")
+        far = [k for k in o.kinks if k not in inputs.KINKS]
+        if far:
+            miss.append(f"kinks {far} in tools.inputs.KINKS (the golden inputs hold their neighbours)")
+    else:
+        need("special values", bool(o.special_values), "special values in Op.special_values")
+    if o.layer is None or not hasattr(impl.nn, o.layer):
+        miss.append(f"a layer class in impl.nn (Op.layer = {o.layer!r})")
+    if contract.defaults(name):
+        calls = (f"F.{name}(", f"nn.{o.layer}(")
+        if not any(c in r.code for r in RULES for c in calls):
+            miss.append(f"an input rule in tests/input_rules.py calling F.{name}(...) or nn.{o.layer}(...)")
+    page = ROOT / o.docs if o.docs else None
+    if page is None:
+        miss.append("a docs page (Op.docs)")
+    elif page.exists():  # docs/ is not in the installed suite
+        rows = [line for line in page.read_text().splitlines() if line.startswith("|")]
+        if not any(f"`{name}{end}" in r for r in rows for end in "`'(["):
+            miss.append(f"a table row naming `{name}` in {o.docs}")
+    return miss
+
+
+@pytest.mark.parametrize("name", contract.OPS)
+def test_op_is_complete(name):
+    miss = _missing(name)
+    assert not miss, f"{name} lacks: " + "; ".join(miss) + " (README: adding an op)"
+
+
+def test_every_record_is_an_op_of_the_contract():
+    extra = sorted(set(RECORDS) - set(contract.OPS))
+    assert not extra, f"Op records without a function in vetted_layers_suite.contract: {extra}"
