@@ -7,12 +7,14 @@ functional op) and calls ``impl.functional`` in ``__call__``.
 from __future__ import annotations
 
 from . import _activations as F
+from ._activations import _check_bounds
 from ._core import check_finite_param
 from ._module import Module
 
 __all__ = [
     "ReLU", "ReLU6", "LeakyReLU", "ELU", "CELU", "SELU", "GELU", "SiLU", "Mish",
     "Sigmoid", "LogSigmoid", "Tanh", "Softplus", "Hardsigmoid", "Hardswish", "Softsign",
+    "Hardtanh",
 ]
 
 
@@ -89,3 +91,16 @@ class GELU(Module):
 
     def extra_repr(self):
         return f"approximate={self.approximate}"
+
+
+class Hardtanh(Module):
+    """``min(max(x, min_val), max_val)`` (``min_val < max_val``, default -1.0 and 1.0)."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0):
+        self.min_val, self.max_val = _check_bounds(min_val, max_val)
+
+    def __call__(self, x):
+        return F.hard_tanh(x, min_val=self.min_val, max_val=self.max_val)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}"

@@ -849,3 +849,27 @@ def softsign(x):
     r""":math:`x/(1+|x|)`; derivative :math:`1/(1+|x|)^2`."""
     return _SOFTSIGN(as_float_array(x), ())
 
+
+
+def _check_bounds(min_val, max_val):
+    lo, hi = check_finite_param("min_val", min_val), check_finite_param("max_val", max_val)
+    if not lo < hi:
+        raise ValueError(f"hard_tanh: min_val must be below max_val, got min_val={min_val!r}, "
+                         f"max_val={max_val!r}; pass min_val < max_val, such as -1.0 and 1.0")
+    return lo, hi
+
+
+_HARD_TANH = _chain(lambda t, lo, hi: jnp.where(t <= lo, lo, jnp.where(t >= hi, hi, t)),
+                    lambda t, lo, hi: jnp.where((t > lo) & (t < hi), 1.0, 0.0), _zero)
+
+
+@functools.partial(jax.jit, static_argnames=("min_val", "max_val"))
+def hard_tanh(x, min_val=-1.0, max_val=1.0):
+    r""":math:`\min(\max(x, \mathrm{min\_val}), \mathrm{max\_val})` (PyTorch's ``Hardtanh``).
+
+    ``x`` inside ``(min_val, max_val)`` is returned as it is (so -0 -> -0); at or beyond a
+    bound, the bound's exact binary64 value rounded once to the dtype.  Derivative 1 on
+    ``(min_val, max_val)``, 0 elsewhere (0 at both kinks, as in PyTorch).  ``min_val <
+    max_val``, both finite Python floats.
+    """
+    return _HARD_TANH(as_float_array(x), _check_bounds(min_val, max_val))

@@ -17,6 +17,7 @@ from ._activations import elu as elu
 from ._activations import gelu as gelu
 from ._activations import hard_sigmoid as hard_sigmoid
 from ._activations import hard_swish as hard_swish
+from ._activations import hard_tanh as hard_tanh
 from ._activations import leaky_relu as leaky_relu
 from ._activations import log_sigmoid as log_sigmoid
 from ._activations import mish as mish

@@ -5,6 +5,7 @@ from ._activation_layers import ELU as ELU
 from ._activation_layers import GELU as GELU
 from ._activation_layers import Hardsigmoid as Hardsigmoid
 from ._activation_layers import Hardswish as Hardswish
+from ._activation_layers import Hardtanh as Hardtanh
 from ._activation_layers import LeakyReLU as LeakyReLU
 from ._activation_layers import LogSigmoid as LogSigmoid
 from ._activation_layers import Mish as Mish

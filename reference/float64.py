@@ -162,3 +162,7 @@ def hard_swish(x):
 
 def softsign(x):
     return x / (1.0 + np.abs(x))
+
+
+def hard_tanh(x, min_val=-1.0, max_val=1.0):
+    return np.where(np.isnan(x), x, np.where(x <= min_val, min_val, np.where(x >= max_val, max_val, x)))

@@ -290,3 +290,7 @@ def softplus2(x):
 def softsign2(x):
     a = 1.0 + np.abs(x)
     return _out(x, -2.0 * np.sign(x) / (a * a * a))
+
+
+def hard_tanh(x, min_val=-1.0, max_val=1.0):
+    return _out(x, np.where((x > min_val) & (x < max_val), 1.0, 0.0), exact=np.ones(x.shape, bool))

@@ -759,6 +759,17 @@ def d_hard_sigmoid(x, w):
     return gmpy2.mpq(1, 6) if -3 < x < 3 else 0.0
 
 
+def hard_tanh(x, w, min_val=-1.0, max_val=1.0):
+    """``min(max(x, min_val), max_val)``: x itself or a bound (binary64 numbers, exact)."""
+    if math.isnan(x):
+        return x
+    return min_val if x <= min_val else (max_val if x >= max_val else x)
+
+
+def d_hard_tanh(x, w, min_val=-1.0, max_val=1.0):
+    return x if math.isnan(x) else (1.0 if min_val < x < max_val else 0.0)
+
+
 def hard_swish(x, w):
     """``x (x + 3) / 6`` on (-3, 3); -0 for x <= -3; x for x >= 3 and at ±0."""
     if math.isnan(x) or x >= 3 or x == 0:
@@ -817,6 +828,7 @@ FORMULAS = {
     "tanh": (tanh, d_tanh, d2_tanh),
     "softplus": (softplus, d_softplus, d2_softplus),
     "hard_sigmoid": (hard_sigmoid, d_hard_sigmoid),
+    "hard_tanh": (hard_tanh, d_hard_tanh),
     "hard_swish": (hard_swish, d_hard_swish),
     "softsign": (softsign, d_softsign, d2_softsign),
 }

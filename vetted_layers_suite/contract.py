@@ -107,6 +107,11 @@ def softsign(x):
     """``x / (1 + |x|)``; ±inf -> ±1, -0 -> -0."""
 
 
+def hard_tanh(x, min_val=-1.0, max_val=1.0):
+    """``min(max(x, min_val), max_val)`` (``min_val < max_val``; PyTorch's Hardtanh): ``x``
+    between the bounds (-0 -> -0), else the bound; derivative 0 at both kinks."""
+
+
 # ---- softmax and normalizations ----------------------------------------------------------
 
 def softmax(x, axis=-1):

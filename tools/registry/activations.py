@@ -133,6 +133,12 @@ OPS = [
                                        "inf": "inf"}}),
     _op("softsign", ({}, "x / (1 + |x|)"), kinks=(0.0,), layer="Softsign", properties=_ODD,
         special_values={"softsign": {"-inf": -1.0, "-max": -1.0, **_SAT_ODD, "inf": 1.0, "max": 1.0}}),
+    _op("hard_tanh", ({}, "min(max(x, -1), 1)"), exact_float64=(0, 1), kinks=(-1.0, 1.0), layer="Hardtanh",
+        properties=_ODD,
+        sweeps=({"min_val": -2.0, "max_val": 2.0}, {"min_val": 0.0, "max_val": 6.0},
+                {"min_val": -0.1, "max_val": 0.25}),
+        special_values={"hard_tanh": {"-inf": -1.0, "-max": -1.0, "-1": -1.0, **_SAT_ODD, "tiny": "x", "-tiny": "x",
+                                      "1": 1.0, "max": 1.0, "inf": 1.0}}),
 ]
 
 
