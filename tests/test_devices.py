@@ -13,13 +13,13 @@ import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from tools import devices as D
+from tools.dtypes import DTYPES
 from tools.registry import by_family
 
 from .helpers import NP_DTYPES, x64_for
 
 CASES = by_family("activations")
 IDS = [c.id for c in CASES]
-DTYPES = ["float32", "bfloat16", "float16", "float64"]
 
 
 def _by_platform():
