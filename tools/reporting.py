@@ -341,14 +341,22 @@ def _where(r, q=""):
     return f"{q}{r['case']}{q}" + (f" {r['dtype']}" if r["dtype"] else "") + (f" on {r['device']}" if r["device"] else "")
 
 
+def _split_unrun(cells):
+    """The ops with at least one judged cell, and those the implementation ran none of."""
+    unrun = sorted(op for op, c in cells.items() if all(v is None for v, _ in c.values()))
+    return {op: c for op, c in cells.items() if op not in unrun}, unrun
+
+
 def render_verdict_text(rows, profile_line=""):
     """The verdict in a few lines (pytest's terminal summary): the matrix, then one line per root cause."""
-    cells = matrix_cells(rows)
+    cells, unrun = _split_unrun(matrix_cells(rows))
     cols = [c for c in MATRIX_DTYPES + (ANY,) if any(cells[op][c][1] for op in cells)]
     table = [["op"] + cols] + [[op] + [cells[op][c][1] or "" for c in cols] for op in cells]
     w = [max(len(t[i]) for t in table) for i in range(len(table[0]))]
     out = [profile_line] if profile_line else []
     out += ["  ".join(c.ljust(x) for c, x in zip(t, w)).rstrip() for t in table]
+    if unrun:
+        out.append(f"not provided or skipped: {', '.join(unrun)}")
     for cause, rs in failure_groups(rows):
         text, first = _group_summary(cause, rs)
         out.append(f"✗ {text}; e.g. {_where(first)}: {first.get('detail', '')}; reproduce: {first.get('reproduce', '')}")
@@ -357,7 +365,7 @@ def render_verdict_text(rows, profile_line=""):
 
 def render_verdict_md(rows):
     """The report's first screen: the matrix, then the failures grouped by root cause."""
-    cells = matrix_cells(rows)
+    cells, unrun = _split_unrun(matrix_cells(rows))
     cols = [c for c in MATRIX_DTYPES + (ANY,) if any(cells[op][c][1] for op in cells)]
     out = ["## Verdict", "",
            "One row per op: values, first and second derivatives, special values, conventions, dtype and API "
@@ -366,6 +374,8 @@ def render_verdict_md(rows):
            "what else failed) and (+n) the number of other failing checks; (known): expected failures.", "",
            "| op | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     out += [f"| `{op}` | " + " | ".join(cells[op][c][1] or " " for c in cols) + " |" for op in cells]
+    if unrun:
+        out += ["", f"Not provided or skipped (see \"Skipped\"): {', '.join(f'`{op}`' for op in unrun)}."]
     groups = failure_groups(rows)
     n_pass = sum(1 for r in _judged(rows) if r["passed"])
     out += ["", f"{n_pass} checks passed, {sum(len(g) for _, g in groups)} failing tests"
