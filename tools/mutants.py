@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import impl.functional as F
-from impl._core import as_float_array, in_float64, narrow
+from impl._core import as_float_array, narrow
 
 __all__ = ["Mutant", "MUTANTS", "VARIANTS", "by_name"]
 
@@ -77,10 +77,10 @@ def isolated(op):
 
 
 def _f64(formula):
-    """An op evaluated as ``formula`` in float64 and rounded once (the impl's own policy), so that
-    the only bug is the formula's."""
+    """An op evaluated as ``formula`` in float64 and rounded once (``_in64``, the impl's own
+    policy), so that the only bug is the formula's."""
     def op(x):
-        return in_float64(formula, as_float_array(x))
+        return _in64(formula, x)
     return op
 
 
