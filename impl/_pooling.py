@@ -42,6 +42,7 @@ from jax import lax
 
 from . import _windows as W
 from ._core import as_float_array, narrow
+from ._dd import two_sum as _two_sum  # Knuth's TwoSum, shared with the double-double kernels
 from ._linear import accumulation_dtype
 
 __all__ = ["max_pool2d", "avg_pool2d"]
@@ -131,13 +132,6 @@ def _count_array(x, geom):
 
 
 # ---- exact arithmetic on float64 expansions ---------------------------------------
-
-def _two_sum(a, b):
-    """``a + b = s + e`` exactly (Knuth's TwoSum, no ordering needed)."""
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
 
 def _grow(comps, b):
     """Shewchuk's Grow-Expansion: the expansion of ``sum(comps) + b``, one component longer."""

@@ -101,6 +101,7 @@ from jax import lax
 
 from ._activations import _round_to_odd_f64
 from ._core import as_float_array, check_finite_param, narrow
+from ._dd import two_sum as _two_sum  # Knuth's TwoSum, shared with the double-double kernels
 
 __all__ = [
     "softmax", "log_softmax", "batch_norm", "layer_norm", "group_norm",
@@ -177,14 +178,6 @@ def _nonempty(x, n: int, op: str):
 
 def _f64(a):
     return None if a is None else a.astype(jnp.float64)
-
-
-def _two_sum(a, b):
-    """``a + b = s + e`` exactly (Knuth's TwoSum; six float64 operations)."""
-    s = a + b
-    bb = s - a
-    e = (a - (s - bb)) + (b - bb)
-    return s, e
 
 
 def _div_n(a, n):
