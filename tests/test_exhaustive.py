@@ -8,7 +8,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,8 @@ import pytest
 from reference import FORMATS, correctly_rounded
 from tools import exhaustive, inputs
 from tools.registry import by_family
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CASES = by_family("activations")
 needs_dask = pytest.mark.skipif(importlib.util.find_spec("distributed") is None,
@@ -88,7 +92,7 @@ def _chunks(out, impl="impl.functional"):
 def test_record_names_its_configuration(swept):
     c = swept["config"]
     assert c["case"] == "relu" and c["dtype"] == "float32"
-    assert c["impl"]["module"] == "impl.functional" and c["impl"]["version"] and c["impl"]["source_sha256"]
+    assert c["impl"]["module"] == "impl.functional" and c["impl"]["version"] and c["impl"]["program_sha256"]
     assert "mpmath" in c["reference"]["tier"] and c["reference"]["source_sha256"]
     assert c["tool"] == {"name": "tools.exhaustive", "record_version": exhaustive.RECORD_VERSION,
                          "source_sha256": c["tool"]["source_sha256"]}
@@ -123,12 +127,12 @@ def test_implementation_without_the_op_is_an_error(capsys, tmp_path):
 
 def test_records_of_another_configuration_are_refused(swept, tmp_path, capsys):
     rec = json.loads(json.dumps(swept))
-    rec["config"]["impl"]["source_sha256"] = "0123456789abcdef"
+    rec["config"]["impl"]["program_sha256"] = "0123456789abcdef"
     (_chunks(tmp_path) / "255.json").write_text(json.dumps(rec))
     assert exhaustive.main([*ARGS, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "1 chunk records in" in err and "255.json first" in err and "another configuration" in err
-    assert f"impl.source_sha256: '0123456789abcdef' -> '{swept['config']['impl']['source_sha256']}'" in err
+    assert f"impl.program_sha256: '0123456789abcdef' -> '{swept['config']['impl']['program_sha256']}'" in err
     assert "--recompute-stale" in err
     assert not (tmp_path / "relu-float32" / "impl.functional" / "report.json").exists()
 
@@ -208,6 +212,24 @@ def test_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         exhaustive.main(["relu", "--jobs", "2", "--scheduler", "tcp://127.0.0.1:8786"])
     assert "--jobs sizes the embedded cluster" in capsys.readouterr().err
+
+
+def test_records_follow_the_program_not_the_folder():
+    """The project's impl is fingerprinted by the program a sweep runs: one per op, parameter
+    and derivative order, the same in another process (so an edit to one op leaves the records
+    of the others valid); another module of this repository by its source."""
+    keys = ("relu", "relu6", "leaky_relu[negative_slope=0.01]", "leaky_relu[negative_slope=0.1]", "tanh",
+            "grad:tanh", "grad2:tanh")
+    here = {k: exhaustive.configuration(k, "float32", "impl.functional")["impl"]["program_sha256"]
+            for k in keys}
+    assert len(set(here.values())) == len(keys)
+    code = ("from tools import exhaustive as e; import json; print(json.dumps({k: e.configuration(k, "
+            f"'float32', 'impl.functional')['impl']['program_sha256'] for k in {keys!r}}}))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout) == here
+    fake = exhaustive.configuration("relu", "float32", "tests._fake_impls:PARTIAL")["impl"]
+    assert "source_sha256" in fake and "program_sha256" not in fake
 
 
 def test_derivative_and_value_cases_are_sweepable():

@@ -41,7 +41,9 @@ classes.
 
 Every record carries its configuration (``configuration()``), computed by the
 worker that swept the chunk: the case, the implementation (``--impl``, its module
-and version, and a hash of its source when it lives in this repository), the JAX
+and version; for the project's ``impl``, a hash of the lowered JAX program the sweep
+runs, so that an edit to another op leaves the records valid; for another module of
+this repository, a hash of its source), the JAX
 version and backend, the reference tier (with its bound and a hash of
 ``reference/``) and this tool's record version and source hash.  A worker whose
 configuration differs from the client's (another checkout, another backend) stops
@@ -292,6 +294,18 @@ def _source_hash(module):
     return _hash_files([path], path.parent)
 
 
+def _program_hash(case_id: str, impl_spec: str, dtype: str) -> str:
+    """A hash of the JAX program a chunk runs: the lowered StableHLO (without source locations)
+    of the op, or of ``vmap`` of its ``grad``, for a float ``dtype`` vector.  With the JAX and
+    jaxlib versions (also in the configuration) it fixes every bit the sweep measures; it changes
+    with the op's code, the code it calls and its custom derivatives, and with nothing else."""
+    import jax
+
+    _, fn = _evaluator(case_id, impl_spec)
+    text = fn.lower(jax.ShapeDtypeStruct((8,), np.dtype(dtype))).as_text()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _version(module) -> str:
     top = module.__name__.partition(".")[0]
     v = getattr(module, "__version__", None) or getattr(sys.modules[top], "__version__", None)
@@ -321,7 +335,11 @@ def configuration(case_id: str, dtype: str, impl_spec: str) -> dict:
                          f"{case.op}(x, ...) as impl.functional does")
     mod = target.module_of(obj) or importlib.import_module(impl_spec.partition(":")[0])
     impl = {"spec": impl_spec, "module": mod.__name__, "version": _version(mod)}
-    if _source_hash(mod):
+    if mod.__name__.partition(".")[0] == "impl":
+        # The project's layers: what the numbers depend on is the program the sweep runs, so an
+        # edit elsewhere in impl/ leaves this op's records valid.
+        impl["program_sha256"] = _program_hash(case_id, impl_spec, dtype)
+    elif _source_hash(mod):
         impl["source_sha256"] = _source_hash(mod)
     if target.peer(obj):
         impl["peer"] = target.peer(obj)
