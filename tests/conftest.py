@@ -123,28 +123,19 @@ def pytest_configure(config):
         # JAX's persistent compilation cache (git-ignored .jax_cache/): most of a run is
         # compilation, and an edit changes few of the compiled programs (quick profile: 91 s
         # cold, 47-55 s warm on 2 cores; full run: docs/performance.md).  Programs compiled by
-        # one xdist worker are found by the other.  JAX_COMPILATION_CACHE_DIR, when set, wins.
+        # one xdist worker are found by that worker in the next run (one folder each, see
+        # _cache_dir).  JAX_COMPILATION_CACHE_DIR, when set, wins.
         if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
             jax.config.update("jax_compilation_cache_dir", _cache_dir())
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-        # Without a size limit JAX writes entries unlocked, and one worker can read the half-written
-        # entry of another (a "truncated stream" warning, then a recompile).  A limit turns on
-        # JAX's file lock around every read and write (and LRU eviction past the limit).
-        try:
-            import filelock  # noqa: F401  (part of '.[test]')
-        except ImportError:
-            pass
-        else:
-            jax.config.update("jax_compilation_cache_max_size", _CACHE_MAX_BYTES)
-
-
-_CACHE_MAX_BYTES = 4 << 30  # a full run of the suite writes about 0.2 GiB
 
 
 def _is_cache_warning(w) -> bool:
-    """JAX's warning for an unreadable compilation-cache entry: a cache miss, not a result."""
-    return str(w.message).startswith("Error reading persistent compilation cache entry")
+    """JAX's warning for a compilation-cache entry it could not read or write: a cache miss (JAX
+    compiles the program), not a result of the code under test."""
+    return str(w.message).startswith(("Error reading persistent compilation cache entry",
+                                      "Error writing persistent compilation cache entry"))
 
 
 def _cache_dir() -> str:
@@ -152,9 +143,14 @@ def _cache_dir() -> str:
     (``$XDG_CACHE_HOME/vetted-layers/jax``) for the installed suite; never the working directory."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if os.path.isdir(os.path.join(root, ".git")):
-        return os.path.join(root, ".jax_cache")
-    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-                        "vetted-layers", "jax")
+        base = os.path.join(root, ".jax_cache")
+    else:
+        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+                            "vetted-layers", "jax")
+    # One folder per xdist worker (gw0, gw1, ...; "main" without xdist): JAX writes an entry
+    # without a lock (unless given a size limit, whose eviction rereads the whole folder on every
+    # write), and a worker that read another's half-written entry failed a test on the warning.
+    return os.path.join(base, os.environ.get("PYTEST_XDIST_WORKER", "main"))
 
 
 def pytest_generate_tests(metafunc):
