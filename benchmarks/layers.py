@@ -32,6 +32,20 @@ rms_norm on ``(2**k / 1024, 1024)`` rows; batch_norm and group_norm on NHWC
   applies it, after a matmul whose output XLA may fuse it into.
 
 Peers that are not installed are left out.
+
+The fixed cost of a call.  Every row also times ``floor``, ``-x`` jitted on
+the same input (``-a @ w`` when fused): what any jitted program of that size
+costs at least.  On the CPU it is not small: XLA's PjRt client runs a
+program whose cost analysis counts fewer than 1000 flops on the calling
+thread, and hands every other one to its thread pool (30-60 us on this
+project's 2-core machine), and it splits a loop it judges compute-heavy into
+tasks for several threads.  So at 2**14 elements ``jnp.tanh`` (one
+transcendental op: zero flops to the cost analysis, run inline) takes 5-10 us
+and ``-x`` 35-90 us; a vetted op of several operations pays the hand-off that
+``jnp.tanh`` does not.  ``--dispatch sync`` sets
+``jax_cpu_enable_async_dispatch`` to False, which runs every program on the
+calling thread, so the small sizes measure the arithmetic; the default
+(``async``) is JAX's own setting.
 """
 
 from __future__ import annotations
@@ -218,9 +232,13 @@ def run(only=None, dtypes=("float32", "bfloat16"), repeats=20, sizes=(14, 18, 22
     return rows
 
 
+def _floor(v):
+    return -v
+
+
 def _measure(name, vetted, peers, dtype, mode, k, repeats, other=None):
-    labels = ["vetted"] + [p for p, _ in peers] + (["other"] if other is not None else [])
-    fns = [vetted] + [f for _, f in peers] + ([other] if other is not None else [])
+    labels = ["vetted"] + [p for p, _ in peers] + (["other"] if other is not None else []) + ["floor"]
+    fns = [vetted] + [f for _, f in peers] + ([other] if other is not None else []) + [_floor]
     if mode == "fused":
         m = max((1 << k) // 256, 1)
         a, w = _input((m, 256), dtype, 1), _input((256, 256), dtype, 2) * jnp.asarray(1 / 16, dtype)
@@ -231,19 +249,21 @@ def _measure(name, vetted, peers, dtype, mode, k, repeats, other=None):
         x = _input(shape, dtype)
         if mode == "train":
             ct = _input(shape, dtype, 3)
-            calls = [lambda f=jax.jit(_train(g)): f(x, ct) for g in fns]
+            calls = [lambda f=jax.jit(_train(g)): f(x, ct) for g in fns[:-1]]
         else:
             wrap = _grad if mode == "grad" else (lambda f: f)
-            calls = [lambda f=jax.jit(wrap(g)): f(x) for g in fns]
+            calls = [lambda f=jax.jit(wrap(g)): f(x) for g in fns[:-1]]
+        calls.append(lambda f=jax.jit(_floor): f(x))  # the floor is -x in every mode
     try:
         ts = median_times(calls, repeats)
     except Exception as e:  # a peer that cannot run this dtype/shape
         print(f"{name} {dtype.name} {mode} 2**{k}: skipped ({type(e).__name__}: {e})")
         return None
     res = dict(zip(labels, ts))
+    floor = res.pop("floor")
     fastest_peer = min((res[p] for p, _ in peers), default=float("nan"))
     row = {"op": name, "dtype": dtype.name, "mode": mode, "log2_size": k, "shape": list(shape),
-           "times_ms": {kk: v * 1e3 for kk, v in res.items()},
+           "times_ms": {kk: v * 1e3 for kk, v in res.items()}, "floor_ms": floor * 1e3,
            "ratio_to_fastest_peer": res["vetted"] / fastest_peer if peers else None}
     if other is not None:
         row["other_ratio_to_fastest_peer"] = res["other"] / fastest_peer if peers else None
@@ -293,24 +313,27 @@ def _format_row(r):
     ratio = "-" if r["ratio_to_fastest_peer"] is None else f"{r['ratio_to_fastest_peer']:.2f}x"
     if r.get("other_ratio_to_fastest_peer") is not None:
         ratio += f" (other {r['other_ratio_to_fastest_peer']:.2f}x)"
+    floor = f" | floor {r['floor_ms']:.3f}" if "floor_ms" in r else ""
     return (f"{r['op']:12s} {r['dtype']:9s} {r['mode']:7s} 2**{r['log2_size']:<2d} vetted {t['vetted']:9.3f} ms | "
-            f"{peers} | ratio {ratio}")
+            f"{peers}{floor} | ratio {ratio}")
 
 
 def markdown(rows, meta):
-    out = [f"Measured {meta['date']} on {meta['machine']} ({meta['devices']}), {meta['versions']}; "
+    out = [f"Measured {meta['date']} on {meta['machine']} ({meta['devices']}), {meta['versions']}, "
+           f"{meta.get('dispatch', 'async')} dispatch; "
            f"median of {meta['repeats']} interleaved runs; command: `{meta['command']}`.", "",
            "Worst ratio to the fastest peer over the sizes:", "",
            summary_markdown(rows, meta.get("other")),
            "Every row:", "",
-           "| op | dtype | mode | size | vetted (ms) | peers (ms) | ratio to fastest peer |",
-           "|---|---|---|---|---|---|---|"]
+           "| op | dtype | mode | size | vetted (ms) | peers (ms) | floor, -x (ms) | ratio to fastest peer |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t = r["times_ms"]
         peers = ", ".join(f"{k} {v:.3f}" for k, v in t.items() if k != "vetted")
         ratio = "-" if r["ratio_to_fastest_peer"] is None else f"{r['ratio_to_fastest_peer']:.2f}"
+        floor = f"{r['floor_ms']:.3f}" if "floor_ms" in r else "-"
         out.append(f"| `{r['op']}` | {r['dtype']} | {r['mode']} | 2**{r['log2_size']} | {t['vetted']:.3f} | "
-                   f"{peers} | {ratio} |")
+                   f"{peers} | {floor} | {ratio} |")
     return "\n".join(out) + "\n"
 
 
@@ -341,12 +364,18 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="write the results as JSON here")
     ap.add_argument("--markdown", default=None, help="write the table as Markdown here")
     ap.add_argument("--baseline", default=None, help="a JSON from an earlier run to compare with")
+    ap.add_argument("--dispatch", choices=("async", "sync"), default="async",
+                    help="sync: every program on the calling thread (jax_cpu_enable_async_dispatch=False), so "
+                         "small sizes measure the arithmetic rather than the thread pool's hand-off (module docstring)")
     args = ap.parse_args(argv)
     import jaxlib
 
+    if args.dispatch == "sync":
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
+
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
             "devices": ", ".join(str(d) for d in jax.devices()), "repeats": args.repeats,
-            "versions": f"jax {jax.__version__}, jaxlib {jaxlib.__version__}",
+            "versions": f"jax {jax.__version__}, jaxlib {jaxlib.__version__}", "dispatch": args.dispatch,
             "command": "python -m benchmarks.layers " + " ".join(argv if argv is not None else sys.argv[1:])}
     extra = None
     if args.other:
