@@ -742,6 +742,37 @@ _SOFTSIGN = _chain(lambda t: jnp.where(jnp.isinf(t), jnp.sign(t), t / (1.0 + jnp
                    f64=((_act64.softsign, 1e290), (_act64.softsign_d1, 1e300)))
 
 
+# ---- the parameters of the public functions -----------------------------------------
+# One checker per op with parameters, used by the op (at trace time) and by its layer class (at
+# construction): the keyword arguments in, the checked values out, or an error naming the
+# parameter, the value and the fix.
+
+def _leaky_relu_params(negative_slope=0.01):
+    return {"negative_slope": check_finite_param("negative_slope", negative_slope)}
+
+
+def _elu_params(alpha=1.0):
+    return {"alpha": check_finite_param("alpha", alpha, nonnegative=True)}
+
+
+def _celu_params(alpha=1.0):
+    return {"alpha": check_finite_param("alpha", alpha, positive=True)}
+
+
+def _gelu_params(approximate=False):
+    if not isinstance(approximate, (bool, np.bool_)):
+        raise TypeError(f"approximate must be a bool, got {approximate!r}; pass True or False")
+    return {"approximate": bool(approximate)}
+
+
+def _hard_tanh_params(min_val=-1.0, max_val=1.0):
+    lo, hi = check_finite_param("min_val", min_val), check_finite_param("max_val", max_val)
+    if not lo < hi:
+        raise ValueError(f"hard_tanh: min_val must be below max_val, got min_val={min_val!r}, "
+                         f"max_val={max_val!r}; pass min_val < max_val, such as -1.0 and 1.0")
+    return {"min_val": lo, "max_val": hi}
+
+
 # ---- the public functions -------------------------------------------------------
 
 @jax.jit
@@ -769,7 +800,7 @@ def leaky_relu(x, negative_slope=0.01):
     ``negative_slope`` is a static Python float; its exact binary64 value is
     used (0.01 is 0.01000000000000000020816...).  ``leaky_relu'(0) = negative_slope``.
     """
-    s = check_finite_param("negative_slope", negative_slope)
+    s = _leaky_relu_params(negative_slope)["negative_slope"]
     x = as_float_array(x)
     return _LEAKY(x, (s, x.dtype != jnp.float64))
 
@@ -777,15 +808,13 @@ def leaky_relu(x, negative_slope=0.01):
 @functools.partial(jax.jit, static_argnames=("alpha",))
 def elu(x, alpha=1.0):
     r""":math:`x` for :math:`x > 0`, :math:`\alpha\,\mathrm{expm1}(x)` otherwise (``alpha >= 0``)."""
-    a = check_finite_param("alpha", alpha, nonnegative=True)
-    return _ELU(as_float_array(x), (a,))
+    return _ELU(as_float_array(x), (_elu_params(alpha)["alpha"],))
 
 
 @functools.partial(jax.jit, static_argnames=("alpha",))
 def celu(x, alpha=1.0):
     r""":math:`\max(0,x) + \min(0, \alpha\,\mathrm{expm1}(x/\alpha))` (``alpha > 0``)."""
-    a = check_finite_param("alpha", alpha, positive=True)
-    return _CELU(as_float_array(x), (a,))
+    return _CELU(as_float_array(x), (_celu_params(alpha)["alpha"],))
 
 
 @jax.jit
@@ -805,9 +834,7 @@ def gelu(x, approximate=False):
     :math:`\tfrac{x}{2}(1+\tanh(u))` with :math:`u=\sqrt{2/\pi}(x+0.044715x^3)`,
     evaluated as :math:`x\,\sigma(2u)`.  ``gelu(-inf) = -0``.
     """
-    if not isinstance(approximate, (bool, np.bool_)):
-        raise TypeError(f"approximate must be a bool, got {approximate!r}; pass True or False")
-    op = _GELU_TANH if approximate else _GELU
+    op = _GELU_TANH if _gelu_params(approximate)["approximate"] else _GELU
     return op(as_float_array(x), ())
 
 
@@ -866,14 +893,6 @@ def softsign(x):
 
 
 
-def _check_bounds(min_val, max_val):
-    lo, hi = check_finite_param("min_val", min_val), check_finite_param("max_val", max_val)
-    if not lo < hi:
-        raise ValueError(f"hard_tanh: min_val must be below max_val, got min_val={min_val!r}, "
-                         f"max_val={max_val!r}; pass min_val < max_val, such as -1.0 and 1.0")
-    return lo, hi
-
-
 _HARD_TANH = _chain(lambda t, lo, hi: jnp.where(t <= lo, lo, jnp.where(t >= hi, hi, t)),
                     lambda t, lo, hi: jnp.where((t > lo) & (t < hi), 1.0, 0.0), _zero)
 
@@ -887,4 +906,33 @@ def hard_tanh(x, min_val=-1.0, max_val=1.0):
     ``(min_val, max_val)``, 0 elsewhere (0 at both kinks, as in PyTorch).  ``min_val <
     max_val``, both finite Python floats.
     """
-    return _HARD_TANH(as_float_array(x), _check_bounds(min_val, max_val))
+    p = _hard_tanh_params(min_val, max_val)
+    return _HARD_TANH(as_float_array(x), (p["min_val"], p["max_val"]))
+
+
+# ---- the layer classes of impl.nn ------------------------------------------------
+# (class name, op, what the class says).  impl._activation_layers builds each class from its op:
+# the constructor takes the op's parameters with the op's defaults and checks them with the op's
+# checker (_<op>_params), and calling the layer calls the op.
+
+LAYERS = (
+    ("ReLU", "relu", "``relu(x) = max(x, 0)``."),
+    ("ReLU6", "relu6", "``relu6(x) = min(max(x, 0), 6)``."),
+    ("LeakyReLU", "leaky_relu", "``x`` for x >= 0, ``negative_slope * x`` below (default slope 0.01)."),
+    ("ELU", "elu", "``x`` for x > 0, ``alpha * expm1(x)`` otherwise (``alpha >= 0``, default 1.0)."),
+    ("CELU", "celu", "``max(0, x) + min(0, alpha * expm1(x / alpha))`` (``alpha > 0``, default 1.0)."),
+    ("SELU", "selu", "Scaled ELU with the standard constants."),
+    ("GELU", "gelu", "GELU, exact erf form by default; ``approximate=True`` for the tanh form."),
+    ("SiLU", "silu", "``silu(x) = x * sigmoid(x)`` (a.k.a. swish)."),
+    ("Mish", "mish", "``mish(x) = x * tanh(softplus(x))``."),
+    ("Sigmoid", "sigmoid", "``sigmoid(x) = 1 / (1 + exp(-x))``."),
+    ("LogSigmoid", "log_sigmoid", "``log_sigmoid(x) = -softplus(-x)``."),
+    ("Tanh", "tanh", "Hyperbolic tangent."),
+    ("Softplus", "softplus", "``softplus(x) = log(1 + exp(x))``."),
+    ("Hardsigmoid", "hard_sigmoid", "``relu6(x + 3) / 6``."),
+    ("Hardswish", "hard_swish", "``x * relu6(x + 3) / 6``."),
+    ("Softsign", "softsign", "``x / (1 + |x|)``."),
+    ("Hardtanh", "hard_tanh", "``min(max(x, min_val), max_val)`` (``min_val < max_val``, default -1.0 and 1.0)."),
+)
+
+__all__ = sorted(op for _, op, _ in LAYERS)  # the public ops (impl.functional re-exports them)

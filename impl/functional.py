@@ -12,23 +12,7 @@ final rounding); ``max_pool2d`` is exact and ``avg_pool2d`` correctly rounded
 (``impl._pooling``); ``dropout(x, p, key)`` drops with probability ``p``.
 """
 
-from ._activations import celu as celu
-from ._activations import elu as elu
-from ._activations import gelu as gelu
-from ._activations import hard_sigmoid as hard_sigmoid
-from ._activations import hard_swish as hard_swish
-from ._activations import hard_tanh as hard_tanh
-from ._activations import leaky_relu as leaky_relu
-from ._activations import log_sigmoid as log_sigmoid
-from ._activations import mish as mish
-from ._activations import relu as relu
-from ._activations import relu6 as relu6
-from ._activations import selu as selu
-from ._activations import sigmoid as sigmoid
-from ._activations import silu as silu
-from ._activations import softplus as softplus
-from ._activations import softsign as softsign
-from ._activations import tanh as tanh
+from ._activations import *  # noqa: F403  (its __all__: every activation of the LAYERS table)
 from ._batch_norm import batch_norm as batch_norm
 from ._dropout import dropout as dropout
 from ._linear import conv2d as conv2d
