@@ -246,3 +246,27 @@ def test_without_dask_a_sweep_names_the_extra(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "runs its chunks on Dask distributed, which is not installed" in err
     assert "pip install -e '.[distributed]'" in err
+
+
+def test_sweep_table_rows_come_from_current_reports(tmp_path):
+    """docs/exhaustive.md's table: a complete report of the current configuration gives its
+    figures, one of another configuration or a partial one says what is left to do."""
+    from tools import sweep_table
+
+    config = exhaustive.configuration("relu", "float32", "impl.functional")
+    folder = tmp_path / "relu-float32" / "impl.functional"
+    (folder / "chunks").mkdir(parents=True)
+    rep = {"chunks": [0, 256], "n": 1 << 32, "n_normal": 1000, "n_cr": 998, "max_ulp": 1.0, "n_subnormal": 7,
+           "n_flushed": 3, "n_nonfinite": 5, "n_nonfinite_mismatch": 0, "n_mpmath": 11,
+           "chunk_cpu_seconds": 100.0, "chunk_seconds": 150.0, "config": config}
+    (folder / "report.json").write_text(json.dumps(rep))
+    (tmp_path / "relu6-float32" / "impl.functional" / "chunks").mkdir(parents=True)
+    for k in range(3):
+        (tmp_path / "relu6-float32" / "impl.functional" / "chunks" / f"{k:03d}.json").write_text("{}")
+    rows = dict(zip(sweep_table.cases(), sweep_table.rows(tmp_path)))
+    assert rows["relu"].startswith("| relu | 1.0000 | 99.800000% of 1,000 | 2 | 7 (3) | 5 (0) | 11 | 100 s")
+    assert rows["relu6"] == "| relu6 | to do: 3 of 256 chunks recorded | | | | | | |"
+    assert "grad:gelu[approximate=True]" in rows and rows["elu"].startswith("| elu | to do: 0 of 256")
+    rep["config"]["impl"]["program_sha256"] = "0123456789abcdef"
+    (folder / "report.json").write_text(json.dumps(rep))
+    assert "another configuration (impl.program_sha256: '0123456789abcdef' ->" in sweep_table.rows(tmp_path)[0]

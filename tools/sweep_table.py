@@ -1,0 +1,78 @@
+"""The summary table of ``docs/exhaustive.md`` from the sweep records.
+
+Usage::
+
+    python -m tools.sweep_table                 # sweeps/ of this repository, impl.functional
+    python -m tools.sweep_table --out DIR --impl MODULE
+
+One row per elementwise case of the registry (values) and per first derivative of the
+transcendental cases, in registry order: the figures of the case's ``report.json`` (written by
+``python -m tools.exhaustive``) when all 256 chunks are recorded, else how many are.  A report
+that does not cover every chunk, or whose records were computed with another configuration than
+the current one (``tools.exhaustive`` refuses those), is shown as "to do".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tools import exhaustive
+from tools.registry import by_family
+
+__all__ = ["rows", "main"]
+
+N_CHUNKS = 256
+_REPO = Path(__file__).resolve().parent.parent
+# the first derivatives swept (the issue's eleven transcendental cases)
+DERIVATIVES = ("tanh", "sigmoid", "log_sigmoid", "softplus", "silu", "mish", "elu", "celu[alpha=2.0]", "selu",
+               "gelu", "gelu[approximate=True]")
+HEADER = ("| case | max ulp (normal range) | correctly rounded | not correctly rounded | subnormal class "
+          "(flushed by XLA) | nan/inf (mismatches) | decided by mpmath | sweep time |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---|")
+
+
+def cases() -> list[str]:
+    values = [c.id for c in by_family("activations")]
+    return values + [f"grad:{c}" for c in DERIVATIVES]
+
+
+def _row(case: str, folder: Path, impl: str) -> str:
+    chunks = folder / "chunks"
+    n = len(list(chunks.glob("[0-9][0-9][0-9].json"))) if chunks.is_dir() else 0
+    report = folder / "report.json"
+    rep = json.loads(report.read_text()) if report.is_file() else None
+    if rep is None or rep.get("chunks") != [0, N_CHUNKS] or rep.get("n") != N_CHUNKS << 24:
+        return f"| {case} | to do: {n} of {N_CHUNKS} chunks recorded | | | | | | |"
+    changed = exhaustive._differences(rep.get("config"), exhaustive.configuration(case, "float32", impl))
+    if changed:
+        return (f"| {case} | to do: the records are of another configuration ({'; '.join(changed)}) "
+                "| | | | | | |")
+    not_cr = rep["n_normal"] - rep["n_cr"]
+    share = 100.0 * rep["n_cr"] / rep["n_normal"]
+    time = (f"{rep['chunk_cpu_seconds']:.0f} s of worker CPU time ({rep['n'] / rep['chunk_cpu_seconds']:.2g} inputs "
+            f"per CPU second); {rep['chunk_seconds']:.0f} s of worker time")
+    return (f"| {case} | {rep['max_ulp']:.4f} | {share:.6f}% of {rep['n_normal']:,} | {not_cr:,} | "
+            f"{rep['n_subnormal']:,} ({rep['n_flushed']:,}) | {rep['n_nonfinite']:,} "
+            f"({rep['n_nonfinite_mismatch']:,}) | {rep['n_mpmath']:,} | {time} |")
+
+
+def rows(out: Path, impl: str = "impl.functional") -> list[str]:
+    """The table's rows for the records under ``out``."""
+    return [_row(c, out / f"{exhaustive._safe(c)}-float32" / exhaustive._safe(impl), impl) for c in cases()]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tools.sweep_table", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=str(_REPO / "sweeps"), help="the --out folder of the sweeps")
+    ap.add_argument("--impl", default="impl.functional")
+    args = ap.parse_args(argv)
+    print(HEADER)
+    print("\n".join(rows(Path(args.out), args.impl)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
