@@ -270,3 +270,26 @@ def test_sweep_table_rows_come_from_current_reports(tmp_path):
     rep["config"]["impl"]["program_sha256"] = "0123456789abcdef"
     (folder / "report.json").write_text(json.dumps(rep))
     assert "another configuration (impl.program_sha256: '0123456789abcdef' ->" in sweep_table.rows(tmp_path)[0]
+
+
+def test_reference_hash_is_per_op(tmp_path, monkeypatch):
+    """A record's reference hash covers reference/ but the other ops' modules in reference/ops/:
+    a new op's module leaves the records of the others valid, and its own edits do not."""
+    import shutil
+
+    import reference
+    from tools import sweep_check
+
+    root = Path(reference.__file__).resolve().parent
+    copy = tmp_path / "reference"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(reference, "__file__", str(copy / "__init__.py"))
+    relu, _ = exhaustive.case_of("relu")
+    tanh, _ = exhaustive.case_of("tanh")
+    before = {c.op: sweep_check._reference_hash(c) for c in (relu, tanh)}
+    (copy / "ops").mkdir(exist_ok=True)
+    (copy / "ops" / "tanh.py").write_text("# the references of tanh\n")
+    assert sweep_check._reference_hash(relu) == before["relu"]
+    assert sweep_check._reference_hash(tanh) != before["tanh"]
+    (copy / "_convert.py").write_text((copy / "_convert.py").read_text() + "\n# a shared module\n")
+    assert sweep_check._reference_hash(relu) != before["relu"]

@@ -139,7 +139,7 @@ def sweep_chunk(args):
     import jax.numpy as jnp
 
     from tools import metric
-    from tools.exhaustive import BUCKETS, _EDGES, _evaluator
+    from tools.sweep_check import BUCKETS, _EDGES, _evaluator
 
     t0 = time.perf_counter()
     case, order = _case(case_id)
