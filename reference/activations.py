@@ -31,7 +31,7 @@ from ._convert import to_fraction, to_mpf
 __all__ = [
     "relu", "relu6", "leaky_relu", "elu", "celu", "selu", "gelu", "silu", "mish",
     "sigmoid", "log_sigmoid", "tanh", "softplus", "hard_sigmoid", "hard_swish",
-    "softsign", "hard_tanh", "SELU_ALPHA", "SELU_SCALE", "GELU_TANH_COEFF",
+    "softsign", "SELU_ALPHA", "SELU_SCALE", "GELU_TANH_COEFF",
 ]
 
 # SELU constants: the binary64 values of the literals every framework uses.
@@ -218,13 +218,14 @@ def softsign(x: float):
     return X / (1 + abs(X))  # exact rational
 
 
-def hard_tanh(x: float, min_val: float = -1.0, max_val: float = 1.0):
-    """``min(max(x, min_val), max_val)``: ``x`` strictly between the bounds (so -0 -> -0),
-    else the bound, its exact binary64 value as a Fraction (rounded once; a zero bound is
-    returned as it is); ±inf -> the bounds."""
-    if math.isnan(x):
-        return x
-    if min_val < x < max_val:
-        return x
-    bound = min_val if x <= min_val else max_val
-    return bound if bound == 0 else to_fraction(bound)
+# ---- the ops written one module each, in reference/ops/ ----------------------------
+
+def _gather():
+    from . import ops
+
+    for name, fn in ops.provided("value").items():
+        globals()[name] = fn
+        __all__.append(name)
+
+
+_gather()

@@ -417,13 +417,6 @@ def d2_softsign(x: float):
     return (-2 if x > 0 else 2) / (1 + abs(X)) ** 3  # exact rational
 
 
-def d_hard_tanh(x: float, min_val: float = -1.0, max_val: float = 1.0):
-    """1 on ``(min_val, max_val)``, 0 elsewhere (0 at both kinks and at ±inf)."""
-    if math.isnan(x):
-        return math.nan
-    return 1.0 if min_val < x < max_val else 0.0
-
-
 # ---- the generic route: central differences at high precision ---------------------
 
 def _binomial_stencil(n):
@@ -513,3 +506,17 @@ class Numerical:
 def numerical(fn, order: int = 1) -> Numerical:
     """The derivative of order ``order`` of the forward reference ``fn``, numerically."""
     return Numerical(fn, order)
+
+
+# ---- the ops written one module each, in reference/ops/ ----------------------------
+
+def _gather():
+    from . import ops
+
+    for name, fn in ops.provided("d1").items():
+        globals()[f"d_{name}"] = fn
+    for name, fn in ops.provided("d2").items():
+        globals()[f"d2_{name}"] = fn
+
+
+_gather()

@@ -292,5 +292,15 @@ def softsign2(x):
     return _out(x, -2.0 * np.sign(x) / (a * a * a))
 
 
-def hard_tanh(x, min_val=-1.0, max_val=1.0):
-    return _out(x, np.where((x > min_val) & (x < max_val), 1.0, 0.0), exact=np.ones(x.shape, bool))
+# ---- the ops written one module each, in reference/ops/ ----------------------------
+
+def _gather():
+    from . import ops
+
+    for name, fn in ops.provided("float64_d1").items():
+        globals()[name] = fn
+    for name, fn in ops.provided("float64_d2").items():
+        globals()[f"{name}2"] = fn
+
+
+_gather()

@@ -76,3 +76,18 @@ def test_op_is_complete(name):
 def test_every_record_is_an_op_of_the_contract():
     extra = sorted(set(RECORDS) - set(contract.OPS))
     assert not extra, f"Op records without a function in vetted_layers_suite.contract: {extra}"
+
+
+def test_every_module_of_reference_ops_is_whole():
+    """A module of reference/ops/ is an op of the contract with the parts every activation needs
+    (reference/ops/__init__.py lists them): a misspelt one would be silently left out."""
+    from reference import ops
+
+    for name, m in ops.modules().items():
+        assert name in contract.OPS, f"reference/ops/{name}.py names no op of the contract"
+        lack = [a for a in ("value", "d1", "float64", "float64_d1") if not callable(getattr(m, a, None))]
+        assert not lack, f"reference/ops/{name}.py lacks {lack} (reference/ops/__init__.py lists the parts)"
+        stray = sorted(a for a in vars(m) if not a.startswith("_") and callable(vars(m)[a])
+                       and getattr(vars(m)[a], "__module__", None) == m.__name__
+                       and a not in ("value", "d1", "d2", "float64", "float64_d1", "float64_d2"))
+        assert not stray, f"reference/ops/{name}.py defines {stray}, which no module takes (misspelt?)"
