@@ -20,18 +20,26 @@ __all__ = [name for name, _, _ in F.LAYERS]
 def _layer(name: str, op_name: str, doc: str) -> type:
     op = getattr(F, op_name)
     check = getattr(F, f"_{op_name}_params", None)
-    # the op's signature less ``x`` (a jitted op keeps its Python signature)
+    # the op's parameters (its signature less ``x``; a jitted op keeps its Python signature), as
+    # the checker declares them (with their types): the same names and defaults, or no class
     params = list(inspect.signature(op).parameters.values())[1:]
-    signature = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-                                  + [p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in params])
     if params and check is None:
         raise TypeError(f"impl._activations.{op_name} has parameters but no _{op_name}_params checker")
+    if check is not None:
+        declared = list(inspect.signature(check).parameters.values())
+        if [(p.name, p.default) for p in declared] != [(p.name, p.default) for p in params]:
+            raise TypeError(f"impl._activations._{op_name}_params declares {declared}, but {op_name} takes {params}")
+        params = declared
+    signature = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+                                  + [p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in params])
 
     def __init__(self, *args, **kwargs):
         try:
             bound = signature.bind(self, *args, **kwargs)
         except TypeError as e:
-            raise TypeError(f"{name}: {e}; the parameters are {[p.name for p in params]}") from None
+            takes = (f"its parameters are {', '.join(p.name for p in params)}" if params
+                     else "it takes no parameters")
+            raise TypeError(f"{name}: {e}; {takes}") from None
         bound.apply_defaults()
         values = {k: v for k, v in bound.arguments.items() if k != "self"}
         for k, v in (check(**values) if check is not None else {}).items():

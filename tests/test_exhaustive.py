@@ -258,18 +258,29 @@ def test_sweep_table_rows_come_from_current_reports(tmp_path):
     (folder / "chunks").mkdir(parents=True)
     rep = {"chunks": [0, 256], "n": 1 << 32, "n_normal": 1000, "n_cr": 998, "max_ulp": 1.0, "n_subnormal": 7,
            "n_flushed": 3, "n_nonfinite": 5, "n_nonfinite_mismatch": 0, "n_mpmath": 11,
-           "chunk_cpu_seconds": 100.0, "chunk_seconds": 150.0, "config": config}
+           "chunk_cpu_seconds": 100.0, "n_cpu_timed_chunks": 128, "chunk_seconds": 150.0, "config": config}
     (folder / "report.json").write_text(json.dumps(rep))
-    (tmp_path / "relu6-float32" / "impl.functional" / "chunks").mkdir(parents=True)
-    for k in range(3):
-        (tmp_path / "relu6-float32" / "impl.functional" / "chunks" / f"{k:03d}.json").write_text("{}")
+    six = tmp_path / "relu6-float32" / "impl.functional" / "chunks"
+    six.mkdir(parents=True)
+    (six / "000.json").write_text("{}")  # not a record
+    record = {"chunk": 1, "n": 1 << 24, "n_normal": 1, "n_cr": 1, "max_ulp": 0.0, "buckets": [1, 0, 0, 0, 0, 0],
+              "n_subnormal": 0, "n_flushed": 0, "n_nonfinite": 0, "n_nonfinite_mismatch": 0, "n_mpmath": 0,
+              "uncertainty_ulp": 0.0, "config": exhaustive.configuration("relu6", "float32", "impl.functional")}
+    (six / "001.json").write_text(json.dumps(record))
+    stale = json.loads(json.dumps(dict(record, chunk=2)))
+    stale["config"]["reference"]["source_sha256"] = "0123456789abcdef"
+    (six / "002.json").write_text(json.dumps(stale))
     rows = dict(zip(sweep_table.cases(), sweep_table.rows(tmp_path)))
-    assert rows["relu"].startswith("| relu | 1.0000 | 99.800000% of 1,000 | 2 | 7 (3) | 5 (0) | 11 | 100 s")
-    assert rows["relu6"] == "| relu6 | to do: 3 of 256 chunks recorded | | | | | | |"
+    assert rows["relu"].startswith("| relu | 1.0000 | 99.800000% of 1,000 | 2 | 7 (3) | 5 (0) | 11 | 100 s of worker "
+                                   "CPU time over 128 chunks (2.1e+07 inputs per CPU second)")
+    assert rows["relu6"] == ("| relu6 | to do: 1 of 256 chunks recorded (1 more of another configuration: "
+                             "reference.source_sha256) | | | | | | |")
     assert "grad:gelu[approximate=True]" in rows and rows["elu"].startswith("| elu | to do: 0 of 256")
-    rep["config"]["impl"]["program_sha256"] = "0123456789abcdef"
+    (folder / "report.json").write_text(json.dumps(dict(rep, chunk_cpu_seconds=0.0, n_cpu_timed_chunks=0)))
+    assert sweep_table.rows(tmp_path)[0].endswith("| 11 | not timed |")  # records adopted without times
+    rep["config"]["impl"]["program_sha256"] = "0123456789abcdef"  # a report of another configuration
     (folder / "report.json").write_text(json.dumps(rep))
-    assert "another configuration (impl.program_sha256: '0123456789abcdef' ->" in sweep_table.rows(tmp_path)[0]
+    assert sweep_table.rows(tmp_path)[0] == "| relu | to do: 0 of 256 chunks recorded | | | | | | |"
 
 
 def test_reference_hash_is_per_op(tmp_path, monkeypatch):

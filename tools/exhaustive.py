@@ -165,7 +165,8 @@ def _write_atomic(path: Path, text: str):
 
 def _describe(config) -> str:
     i, j, r, t = config["impl"], config["jax"], config["reference"], config["tool"]
-    src = f", source {i['source_sha256']}" if "source_sha256" in i else ""
+    src = (f", program {i['program_sha256']}" if "program_sha256" in i
+           else f", source {i['source_sha256']}" if "source_sha256" in i else "")
     return (f"{i['module']} {i['version']}{src}; jax {j['version']} ({j['backend']}); reference source "
             f"{r['source_sha256']}, bound {r['relative_bound']:.3g}; {t['name']} record version "
             f"{t['record_version']}, source {t['source_sha256']}")

@@ -19,6 +19,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -234,14 +235,32 @@ def _source_hash(module):
 
 def _program_hash(case_id: str, impl_spec: str, dtype: str) -> str:
     """A hash of the JAX program a chunk runs: the lowered StableHLO (without source locations)
-    of the op, or of ``vmap`` of its ``grad``, for a float ``dtype`` vector.  With the JAX and
-    jaxlib versions (also in the configuration) it fixes every bit the sweep measures; it changes
-    with the op's code, the code it calls and its custom derivatives, and with nothing else."""
+    of the op, or of ``vmap`` of its ``grad``, for a float ``dtype`` vector.  It changes with the
+    op's code, the code it calls and its custom derivatives (and with JAX's ``jax_enable_x64``,
+    which changes the types of some constants).  What else decides the bits, XLA's compilation of
+    the program, is named beside it in the configuration: the JAX and jaxlib versions, the
+    backend, ``XLA_FLAGS`` and the host CPU's vector features (``_host``)."""
     import jax
 
     _, fn = _evaluator(case_id, impl_spec)
     text = fn.lower(jax.ShapeDtypeStruct((8,), np.dtype(dtype))).as_text()
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _host() -> dict:
+    """What of the machine can change the compiled program's results: the architecture and, on
+    Linux, the CPU's floating-point vector features (XLA's CPU compiler contracts multiplies and
+    adds into FMAs where the CPU has them, and picks the vector width from the features)."""
+    import platform
+
+    features = []
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+        features = sorted(set(flags) & {"fma", "avx", "avx2", "avx512f", "avx512bw", "avx512vl", "sse4_2"})
+    except OSError:
+        pass
+    return {"machine": platform.machine(), "features": features}
 
 
 def _reference_hash(case) -> str:
@@ -307,7 +326,8 @@ def configuration(case_id: str, dtype: str, impl_spec: str) -> dict:
     return {
         "case": case_id, "dtype": dtype, "impl": impl,
         "jax": {"version": jax.__version__, "jaxlib": importlib.metadata.version("jaxlib"),
-                "backend": jax.default_backend()},
+                "backend": jax.default_backend(), "x64": bool(jax.config.jax_enable_x64),
+                "xla_flags": os.environ.get("XLA_FLAGS", ""), "host": _host()},
         "reference": {"tier": f"{tier}; reference.correctly_rounded (mpmath) where the bound cannot decide the "
                               "rounding",
                       "relative_bound": bound, "source_sha256": _reference_hash(case),

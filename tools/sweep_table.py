@@ -9,7 +9,8 @@ One row per elementwise case of the registry (values) and per first derivative o
 transcendental cases, in registry order: the figures of the case's ``report.json`` (written by
 ``python -m tools.exhaustive``) when all 256 chunks are recorded, else how many are.  A report
 that does not cover every chunk, or whose records were computed with another configuration than
-the current one (``tools.exhaustive`` refuses those), is shown as "to do".
+the current one (``tools.exhaustive`` refuses those), is shown as "to do" with the number of
+records it would use and the number it would refuse, naming what changed.
 """
 
 from __future__ import annotations
@@ -39,24 +40,56 @@ def cases() -> list[str]:
     return values + [f"grad:{c}" for c in DERIVATIVES]
 
 
+def _count(chunks: Path, config: dict) -> tuple[int, int]:
+    """``(current, stale)``: the chunk records under ``chunks`` that ``tools.exhaustive`` would use
+    (whole, of the current configuration) and those of another configuration; unreadable files and
+    other files are neither (read only: nothing here is changed)."""
+    current = stale = 0
+    for p in sorted(chunks.glob("[0-9][0-9][0-9].json")) if chunks.is_dir() else []:
+        try:
+            rec = json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if exhaustive._record_problem(rec, int(p.name[:3])) is None:
+            if rec.get("config") == config:
+                current += 1
+            else:
+                stale += 1
+    return current, stale
+
+
 def _row(case: str, folder: Path, impl: str) -> str:
-    chunks = folder / "chunks"
-    n = len(list(chunks.glob("[0-9][0-9][0-9].json"))) if chunks.is_dir() else 0
+    config = exhaustive.configuration(case, "float32", impl)
     report = folder / "report.json"
     rep = json.loads(report.read_text()) if report.is_file() else None
-    if rep is None or rep.get("chunks") != [0, N_CHUNKS] or rep.get("n") != N_CHUNKS << 24:
-        return f"| {case} | to do: {n} of {N_CHUNKS} chunks recorded | | | | | | |"
-    changed = exhaustive._differences(rep.get("config"), exhaustive.configuration(case, "float32", impl))
-    if changed:
-        return (f"| {case} | to do: the records are of another configuration ({'; '.join(changed)}) "
-                "| | | | | | |")
+    whole = rep is not None and rep.get("chunks") == [0, N_CHUNKS] and rep.get("n") == N_CHUNKS << 24
+    if not whole or rep.get("config") != config:
+        current, stale = _count(folder / "chunks", config)
+        todo = f"to do: {current} of {N_CHUNKS} chunks recorded"
+        if stale:
+            changed = sorted({d.split(":")[0] for d in _stale_fields(folder / "chunks", config)})
+            todo += f" ({stale} more of another configuration: {', '.join(changed)})"
+        return f"| {case} | {todo} | | | | | | |"
     not_cr = rep["n_normal"] - rep["n_cr"]
     share = 100.0 * rep["n_cr"] / rep["n_normal"]
-    time = (f"{rep['chunk_cpu_seconds']:.0f} s of worker CPU time ({rep['n'] / rep['chunk_cpu_seconds']:.2g} inputs "
-            f"per CPU second); {rep['chunk_seconds']:.0f} s of worker time")
+    cpu, n_cpu = rep.get("chunk_cpu_seconds", 0.0), rep.get("n_cpu_timed_chunks", 0)
+    time = (f"{cpu:.0f} s of worker CPU time over {n_cpu} chunks ({n_cpu * 2**24 / cpu:.2g} inputs per CPU "
+            f"second); {rep['chunk_seconds']:.0f} s of worker time" if cpu > 0 and n_cpu else "not timed")
     return (f"| {case} | {rep['max_ulp']:.4f} | {share:.6f}% of {rep['n_normal']:,} | {not_cr:,} | "
             f"{rep['n_subnormal']:,} ({rep['n_flushed']:,}) | {rep['n_nonfinite']:,} "
             f"({rep['n_nonfinite_mismatch']:,}) | {rep['n_mpmath']:,} | {time} |")
+
+
+def _stale_fields(chunks: Path, config: dict) -> list[str]:
+    """What changed since the first stale record under ``chunks`` was made (field names)."""
+    for p in sorted(chunks.glob("[0-9][0-9][0-9].json")):
+        try:
+            rec = json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(rec, dict) and rec.get("config") not in (None, config):
+            return exhaustive._differences(rec["config"], config)
+    return []
 
 
 def rows(out: Path, impl: str = "impl.functional") -> list[str]:
