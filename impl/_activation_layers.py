@@ -26,8 +26,10 @@ def _layer(name: str, op_name: str, doc: str) -> type:
     if params and check is None:
         raise TypeError(f"impl._activations.{op_name} has parameters but no _{op_name}_params checker")
     if check is not None:
-        declared = list(inspect.signature(check).parameters.values())
-        if [(p.name, p.default) for p in declared] != [(p.name, p.default) for p in params]:
+        declared = list(inspect.signature(check, eval_str=True).parameters.values())
+        same = [(p.name, type(p.default), p.default) for p in declared] == \
+            [(p.name, type(p.default), p.default) for p in params]
+        if not same:
             raise TypeError(f"impl._activations._{op_name}_params declares {declared}, but {op_name} takes {params}")
         params = declared
     signature = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]

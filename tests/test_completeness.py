@@ -87,7 +87,39 @@ def test_every_module_of_reference_ops_is_whole():
         assert name in contract.OPS, f"reference/ops/{name}.py names no op of the contract"
         lack = [a for a in ("value", "d1", "float64", "float64_d1") if not callable(getattr(m, a, None))]
         assert not lack, f"reference/ops/{name}.py lacks {lack} (reference/ops/__init__.py lists the parts)"
-        stray = sorted(a for a in vars(m) if not a.startswith("_") and callable(vars(m)[a])
-                       and getattr(vars(m)[a], "__module__", None) == m.__name__
-                       and a not in ("value", "d1", "d2", "float64", "float64_d1", "float64_d2"))
+        known = ("value", "d1", "d2", "float64", "float64_d1", "float64_d2", "FLOAT64_BOUND")
+        stray = sorted(a for a, v in vars(m).items() if not a.startswith("_") and a not in known
+                       and not isinstance(v, type(pathlib)) and a != "annotations"
+                       and (not callable(v) or getattr(v, "__module__", None) == m.__name__))
         assert not stray, f"reference/ops/{name}.py defines {stray}, which no module takes (misspelt?)"
+
+
+def test_reference_ops_modules_stand_alone():
+    """A sweep record's reference hash covers reference/ but the other ops' modules in
+    reference/ops/: so no op module may import another, no shared module may call a gathered
+    name (it would run another op's module without hashing it), no gathered name may replace one
+    a shared module defines, and shared helpers live outside reference/ops/ (a private module
+    there would be in no op's hash)."""
+    import ast
+
+    import reference
+    from reference import ops
+
+    root = pathlib.Path(reference.__file__).resolve().parent
+    private = sorted(p.name for p in (root / "ops").glob("_*.py") if p.name != "__init__.py")
+    assert not private, f"reference/ops/ holds {private}: shared helpers go in reference/, outside ops/"
+    gathered = set()
+    for name in ops.modules():
+        gathered |= {name, f"d_{name}", f"d2_{name}", f"{name}2"}
+        tree = ast.parse((root / "ops" / f"{name}.py").read_text())
+        imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                    for a in n.names} | {n.module.split(".")[-1] for n in ast.walk(tree)
+                                          if isinstance(n, ast.ImportFrom) and n.module}
+        assert not imported & set(ops.modules()) - {name}, f"reference/ops/{name}.py imports another op's module"
+    for shared in ("activations", "derivatives", "float64", "float64_derivatives"):
+        tree = ast.parse((root / f"{shared}.py").read_text())
+        defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        assert not defined & gathered, f"reference/{shared}.py defines {sorted(defined & gathered)}, which an op module replaces"
+        used = {n.id for f in tree.body if isinstance(f, ast.FunctionDef) and f.name != "_gather"
+                for n in ast.walk(f) if isinstance(n, ast.Name)}
+        assert not used & gathered, f"reference/{shared}.py calls {sorted(used & gathered)} of reference/ops/"

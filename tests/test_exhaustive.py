@@ -304,3 +304,36 @@ def test_reference_hash_is_per_op(tmp_path, monkeypatch):
     assert sweep_check._reference_hash(tanh) != before["tanh"]
     (copy / "_convert.py").write_text((copy / "_convert.py").read_text() + "\n# a shared module\n")
     assert sweep_check._reference_hash(relu) != before["relu"]
+
+
+def test_configuration_names_what_decides_the_compilation(monkeypatch):
+    """The x64 flag, XLA_FLAGS and the host's CPU are part of a record's configuration."""
+    import jax
+
+    from tools import sweep_check
+
+    base = sweep_check.configuration("relu", "float32", "impl.functional")
+    assert base["jax"]["host"] == sweep_check._host() and base["jax"]["host"]["machine"]
+    assert base["jax"]["host"]["features"] == sorted(base["jax"]["host"]["features"])
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    flagged = sweep_check.configuration("relu", "float32", "impl.functional")
+    assert flagged["jax"]["xla_flags"] == "--xla_cpu_enable_fast_math=false" and flagged != base
+    monkeypatch.delenv("XLA_FLAGS")
+    with jax.enable_x64(True):
+        assert sweep_check.configuration("relu", "float32", "impl.functional")["jax"]["x64"] is True
+
+
+def test_records_of_another_machine_resume_but_never_mix(swept, tmp_path, capsys):
+    """The machine part of a configuration (CPU features, XLA_FLAGS) is the worker's: a record made
+    on another kind of machine is not stale (a cluster's workers need not match the client's
+    machine), but one report never aggregates records of two kinds."""
+    other = json.loads(json.dumps(swept))
+    other["config"]["jax"]["host"] = {"machine": "other", "features": ["fma"]}
+    (_chunks(tmp_path) / "255.json").write_text(json.dumps(other))
+    assert exhaustive.main([*ARGS, "--out", str(tmp_path)]) == 0
+    assert "1 chunks already done, 0 to go" in capsys.readouterr().err
+    rep = json.loads((tmp_path / "relu-float32" / "impl.functional" / "report.json").read_text())
+    assert rep["config"]["jax"]["host"]["machine"] == "other"
+    (_chunks(tmp_path) / "254.json").write_text(json.dumps(dict(swept, chunk=254)))
+    assert exhaustive.main(["relu", "--chunks", "254:256", "--jobs", "1", "--out", str(tmp_path)]) == 2
+    assert "computed on machines that compile differently" in capsys.readouterr().err

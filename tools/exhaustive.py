@@ -43,14 +43,17 @@ Every record carries its configuration (``configuration()``), computed by the
 worker that swept the chunk: the case, the implementation (``--impl``, its module
 and version; for the project's ``impl``, a hash of the lowered JAX program the sweep
 runs, so that an edit to another op leaves the records valid; for another module of
-this repository, a hash of its source), the JAX
-version and backend, the reference tier (with its bound and a hash of the
-op's references: ``reference/`` but for the other ops' modules in
-``reference/ops/``) and the record version with a hash of ``tools/sweep_check.py``,
-the code that makes a record (``tools.sweep_check``: editing this engine leaves the
-records valid).  A worker whose
-configuration differs from the client's (another checkout, another backend) stops
-the run, naming the difference.  A report only ever aggregates records of one
+this repository, a hash of its source), the JAX and jaxlib versions, the backend,
+the x64 flag, ``XLA_FLAGS`` and the worker's CPU (architecture and vector features:
+FMA contraction and vector width change XLA's bits), the reference tier (with its
+bound and a hash of the op's references: ``reference/`` but for the other ops'
+modules in ``reference/ops/``) and the record version with a hash of
+``tools/sweep_check.py``, the code that makes a record (editing this engine leaves
+the records valid).  A worker whose configuration differs from the client's in
+anything but its machine part (``XLA_FLAGS`` and the CPU: another checkout, another
+backend, other versions) stops the run, naming the difference; the machine part is
+the worker's own (a cluster's workers may run on other machines than the client), and
+a report only aggregates records of one machine kind.  A report only ever aggregates records of one
 configuration: each implementation has its own folder, and records of another
 configuration there (stale ones: the implementation, the reference or the tool
 changed since) stop the run with a message naming the fix
@@ -250,6 +253,23 @@ def _hint(exc) -> str:
     return ""
 
 
+# The parts of a configuration that describe the machine that compiled and ran a chunk (its CPU's
+# vector features and XLA_FLAGS): taken from the workers, which may run on other machines than the
+# client (a login node, a scheduler host); the rest (the code, the versions) must match the client's.
+_MACHINE_KEYS = ("host", "xla_flags")
+
+
+def _code_part(config):
+    """``config`` without the machine part (``_MACHINE_KEYS`` of its ``jax`` entry)."""
+    if not isinstance(config, dict) or not isinstance(config.get("jax"), dict):
+        return config
+    return dict(config, jax={k: v for k, v in config["jax"].items() if k not in _MACHINE_KEYS})
+
+
+def _machine_part(config):
+    return {k: config["jax"].get(k) for k in _MACHINE_KEYS} if isinstance(config, dict) else None
+
+
 def _sweep(client, case_id, impl, todo, config, chunks, done, log) -> int:
     """Compute the chunks ``todo`` on ``client``'s cluster, recording each as it completes;
     0, or 1 after naming a chunk that failed or a worker of another configuration."""
@@ -270,13 +290,13 @@ def _sweep(client, case_id, impl, todo, config, chunks, done, log) -> int:
                     f"recorded so far are kept, and the same command resumes after them")
                 return 1
             worker_config = res.pop("config")
-            if worker_config != config:
-                diff = _differences(config, worker_config)
+            if _code_part(worker_config) != _code_part(config):
+                diff = _differences(_code_part(config), _code_part(worker_config))
                 log(f"\nerror: a worker swept chunk {k} with another configuration than this client's "
                     f"({'; '.join(diff[:4])}); start the workers from the same checkout and environment "
                     f"(chunk {k} is not recorded)")
                 return 1
-            res["config"] = config
+            res["config"] = worker_config  # with the machine part of the worker that computed it
             _write_atomic(chunks / f"{k:03d}.json", json.dumps(res))
             done[k] = res
             el = time.perf_counter() - t0
@@ -360,10 +380,10 @@ def main(argv=None) -> int:
             f"version of this tool); they are not used. If this implementation, reference and tool made them, "
             f"adopt them with --adopt-legacy; otherwise remove that folder")
     in_range = {k: r for k, r in records.items() if start <= k < stop}
-    stale = {k: r for k, r in in_range.items() if r.get("config") != config}
+    stale = {k: r for k, r in in_range.items() if _code_part(r.get("config")) != _code_part(config)}
     if stale and not args.recompute_stale:
         k0 = min(stale)
-        diff = _differences(stale[k0].get("config"), config)
+        diff = _differences(_code_part(stale[k0].get("config")), _code_part(config))
         log(f"error: {len(stale)} chunk records in {out / 'chunks'} ({k0:03d}.json first) were computed with "
             f"another configuration ({'; '.join(diff[:4])}); a report never mixes configurations. Recompute "
             f"them with --recompute-stale (they are replaced), or pass another --out for this configuration")
@@ -387,7 +407,15 @@ def main(argv=None) -> int:
             return 1
     secs = time.perf_counter() - t0
     parts = [done[k] for k in range(start, stop)]
+    machines = {json.dumps(_machine_part(p["config"]), sort_keys=True): p["chunk"] for p in parts}
+    if len(machines) > 1:
+        (m0, k0), (m1, k1) = sorted(machines.items(), key=lambda kv: kv[1])[:2]
+        log(f"error: the records of chunks {k0} and {k1} were computed on machines that compile differently "
+            f"({m0} and {m1}); a report never mixes them. Sweep on workers of one kind (or recompute the "
+            f"others with --recompute-stale after removing them), or pass another --out")
+        return 2
     agg = _aggregate(parts)
+    config = parts[0]["config"] if parts else config  # the workers' machine part
     agg.update(case=args.case, dtype=args.dtype, impl=args.impl, chunks=[start, stop], seconds=secs, config=config)
     _write_atomic(out / "report.json", json.dumps(agg, indent=1))
     md = _render(args.case, args.impl, agg, len(parts), secs, config)

@@ -172,6 +172,9 @@ def _configuration(case_id, impl_name, log2_n, chunk_log2) -> dict:
     return {"case": case_id, "dtype": "float64", "impl": impl_name, "log2_n": log2_n, "chunk_log2": chunk_log2,
             "impl_source_sha256": digest(*impl_src) if impl_src else None,
             "oracle_source_sha256": digest(_REPO / "tools" / "mpfr_oracle.py"),
+            # the evaluation (tools.sweep_check._evaluator) and mpmath's fallback (reference/)
+            "evaluation_source_sha256": digest(_REPO / "tools" / "sweep_check.py"),
+            "reference_source_sha256": digest(*sorted((_REPO / "reference").rglob("*.py"))),
             "tool": {"name": "tools.exhaustive64", "record_version": RECORD_VERSION,
                      "source_sha256": digest(__file__)}}
 

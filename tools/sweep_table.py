@@ -10,7 +10,8 @@ transcendental cases, in registry order: the figures of the case's ``report.json
 ``python -m tools.exhaustive``) when all 256 chunks are recorded, else how many are.  A report
 that does not cover every chunk, or whose records were computed with another configuration than
 the current one (``tools.exhaustive`` refuses those), is shown as "to do" with the number of
-records it would use and the number it would refuse, naming what changed.
+records it would use and the number it would refuse, naming what changed (the machine part of a
+configuration, the workers' CPU and ``XLA_FLAGS``, is not compared: ``tools.exhaustive``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def _count(chunks: Path, config: dict) -> tuple[int, int]:
         except (OSError, UnicodeDecodeError, ValueError):
             continue
         if exhaustive._record_problem(rec, int(p.name[:3])) is None:
-            if rec.get("config") == config:
+            if exhaustive._code_part(rec.get("config")) == exhaustive._code_part(config):
                 current += 1
             else:
                 stale += 1
@@ -63,7 +64,7 @@ def _row(case: str, folder: Path, impl: str) -> str:
     report = folder / "report.json"
     rep = json.loads(report.read_text()) if report.is_file() else None
     whole = rep is not None and rep.get("chunks") == [0, N_CHUNKS] and rep.get("n") == N_CHUNKS << 24
-    if not whole or rep.get("config") != config:
+    if not whole or exhaustive._code_part(rep.get("config")) != exhaustive._code_part(config):
         current, stale = _count(folder / "chunks", config)
         todo = f"to do: {current} of {N_CHUNKS} chunks recorded"
         if stale:
@@ -87,8 +88,11 @@ def _stale_fields(chunks: Path, config: dict) -> list[str]:
             rec = json.loads(p.read_text())
         except (OSError, UnicodeDecodeError, ValueError):
             continue
-        if isinstance(rec, dict) and rec.get("config") not in (None, config):
-            return exhaustive._differences(rec["config"], config)
+        if isinstance(rec, dict) and exhaustive._record_problem(rec, int(p.name[:3])) is None \
+                and exhaustive._code_part(rec.get("config")) != exhaustive._code_part(config):
+            if not isinstance(rec.get("config"), dict):
+                return ["no configuration (a record of the tool's first version)"]
+            return exhaustive._differences(exhaustive._code_part(rec["config"]), exhaustive._code_part(config))
     return []
 
 
