@@ -41,22 +41,28 @@ def cases() -> list[str]:
     return values + [f"grad:{c}" for c in DERIVATIVES]
 
 
-def _count(chunks: Path, config: dict) -> tuple[int, int]:
-    """``(current, stale)``: the chunk records under ``chunks`` that ``tools.exhaustive`` would use
-    (whole, of the current configuration) and those of another configuration; unreadable files and
-    other files are neither (read only: nothing here is changed)."""
-    current = stale = 0
+def _count(chunks: Path, config: dict) -> tuple[int, int, list[str]]:
+    """``(current, stale, changed)``: the chunk records under ``chunks`` that ``tools.exhaustive``
+    would use (whole, of the current configuration), those of another configuration, and what
+    changed since the first of those was made; unreadable files and other files are neither (read
+    only: nothing here is changed)."""
+    current, stale, changed = 0, 0, []
     for p in sorted(chunks.glob("[0-9][0-9][0-9].json")) if chunks.is_dir() else []:
         try:
             rec = json.loads(p.read_text())
         except (OSError, UnicodeDecodeError, ValueError):
             continue
-        if exhaustive._record_problem(rec, int(p.name[:3])) is None:
-            if exhaustive._code_part(rec.get("config")) == exhaustive._code_part(config):
-                current += 1
-            else:
-                stale += 1
-    return current, stale
+        if exhaustive._record_problem(rec, int(p.name[:3])) is not None:
+            continue
+        if exhaustive._code_part(rec.get("config")) == exhaustive._code_part(config):
+            current += 1
+            continue
+        stale += 1
+        if not changed:
+            changed = (exhaustive._differences(exhaustive._code_part(rec["config"]), exhaustive._code_part(config))
+                       if isinstance(rec.get("config"), dict)
+                       else ["no configuration (a record of the tool's first version)"])
+    return current, stale, changed
 
 
 def _row(case: str, folder: Path, impl: str) -> str:
@@ -65,11 +71,10 @@ def _row(case: str, folder: Path, impl: str) -> str:
     rep = json.loads(report.read_text()) if report.is_file() else None
     whole = rep is not None and rep.get("chunks") == [0, N_CHUNKS] and rep.get("n") == N_CHUNKS << 24
     if not whole or exhaustive._code_part(rep.get("config")) != exhaustive._code_part(config):
-        current, stale = _count(folder / "chunks", config)
+        current, stale, changed = _count(folder / "chunks", config)
         todo = f"to do: {current} of {N_CHUNKS} chunks recorded"
         if stale:
-            changed = sorted({d.split(":")[0] for d in _stale_fields(folder / "chunks", config)})
-            todo += f" ({stale} more of another configuration: {', '.join(changed)})"
+            todo += f" ({stale} more of another configuration: {', '.join(sorted({d.split(':')[0] for d in changed}))})"
         return f"| {case} | {todo} | | | | | | |"
     not_cr = rep["n_normal"] - rep["n_cr"]
     share = 100.0 * rep["n_cr"] / rep["n_normal"]
@@ -79,21 +84,6 @@ def _row(case: str, folder: Path, impl: str) -> str:
     return (f"| {case} | {rep['max_ulp']:.4f} | {share:.6f}% of {rep['n_normal']:,} | {not_cr:,} | "
             f"{rep['n_subnormal']:,} ({rep['n_flushed']:,}) | {rep['n_nonfinite']:,} "
             f"({rep['n_nonfinite_mismatch']:,}) | {rep['n_mpmath']:,} | {time} |")
-
-
-def _stale_fields(chunks: Path, config: dict) -> list[str]:
-    """What changed since the first stale record under ``chunks`` was made (field names)."""
-    for p in sorted(chunks.glob("[0-9][0-9][0-9].json")):
-        try:
-            rec = json.loads(p.read_text())
-        except (OSError, UnicodeDecodeError, ValueError):
-            continue
-        if isinstance(rec, dict) and exhaustive._record_problem(rec, int(p.name[:3])) is None \
-                and exhaustive._code_part(rec.get("config")) != exhaustive._code_part(config):
-            if not isinstance(rec.get("config"), dict):
-                return ["no configuration (a record of the tool's first version)"]
-            return exhaustive._differences(exhaustive._code_part(rec["config"]), exhaustive._code_part(config))
-    return []
 
 
 def rows(out: Path, impl: str = "impl.functional") -> list[str]:
