@@ -1,7 +1,8 @@
 """Every op of the contract is complete: one test per op naming what it lacks.
 
 An op of ``vetted_layers_suite.contract`` needs an ``Op`` record in the registry
-(``tools/registry/``) with: a reference (mpmath), a derivative reference, special
+(``tools/registry/``; an elementwise activation's is built from the ``@_checked`` data on
+its stub in the contract) with: a reference (mpmath), a derivative reference, special
 values (elementwise ops: a row per golden case, with the kinks in the golden
 inputs), a layer class in ``impl.nn``, an input rule in ``tests/input_rules.py``
 when it takes parameters, and a row in its docs page.  A part an op cannot have
@@ -28,7 +29,8 @@ RECORDS = {o.name: o for o in OPS}
 def _missing(name: str) -> list[str]:
     o = RECORDS.get(name)
     if o is None:
-        return ["an Op record in tools/registry/ (the family module of its cases defines OPS)"]
+        return ["an Op record in tools/registry/ (an elementwise activation: @_checked(...) on its stub in "
+                "vetted_layers_suite/contract.py; another op: the family module of its cases defines OPS)"]
     miss = []
 
     def need(part, ok, what):
@@ -71,6 +73,31 @@ def _missing(name: str) -> list[str]:
 def test_op_is_complete(name):
     miss = _missing(name)
     assert not miss, f"{name} lacks: " + "; ".join(miss) + " (README: adding an op)"
+
+
+@pytest.mark.parametrize("name", contract.ACTIVATIONS)
+def test_checked_data_names_real_parameters(name):
+    """The golden and sweep parameter sets of an activation's ``@_checked`` use the stub's own
+    parameter names (a misspelt one would reach the op as an unexpected keyword, or be checked
+    at a default it never meant), and its properties and kinks are of the known kinds."""
+    c = contract.checks(name)
+    params = set(contract.defaults(name))
+    for params_set, _ in c["golden"]:
+        assert set(params_set) <= params, f"{name}: golden parameters {sorted(set(params_set) - params)} are " \
+            f"not in the contract's signature ({sorted(params)})"
+    for params_set in c["sweeps"]:
+        assert set(params_set) <= params, f"{name}: sweep parameters {sorted(set(params_set) - params)} are " \
+            f"not in the contract's signature ({sorted(params)})"
+    assert c["properties"] <= {"monotone", "odd"}, f"{name}: unknown properties {sorted(c['properties'])}"
+    assert all(isinstance(k, float) for k in c["kinks"]), f"{name}: kinks must be floats, got {c['kinks']}"
+    assert set(c["exact"]) <= {0, 1}, f"{name}: exact orders are 0 (value) and 1 (derivative), got {c['exact']}"
+
+
+def test_checks_of_an_unknown_op_says_which_exist():
+    with pytest.raises(KeyError, match="not an elementwise activation of the contract; they are: relu, "):
+        contract.checks("softmax")
+    with pytest.raises(KeyError, match="'tanhh' is not an op of the contract"):
+        contract.checks("tanhh")
 
 
 def test_every_record_is_an_op_of_the_contract():

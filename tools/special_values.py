@@ -2,7 +2,8 @@
 ±largest finite, ±smallest subnormal and at its kinks, with the sign of zero.
 
 One table, data only, gathered from the ``special_values`` of the registry's ``Op``
-records (``tools/registry/activations.py``, keyed by case id).
+records, keyed by case id (an activation's row is the ``special`` of its ``@_checked``
+in ``vetted_layers_suite/contract.py``, for each golden parameter set).
 ``tests/test_special_values.py`` turns every row into a
 test per dtype and device, with ids that read like sentences
 (``gelu(x=-inf) -> -0.0``), and checks that the mpmath references agree with
