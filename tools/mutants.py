@@ -31,7 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import impl.functional as F
-from impl._core import as_float_array, narrow
+from impl.numerics import as_float_array
+from impl.numerics import round_once as narrow
 
 __all__ = ["Mutant", "MUTANTS", "VARIANTS", "by_name"]
 
