@@ -314,11 +314,7 @@ def _terminated(signum, frame):
     raise SystemExit(128 + signum)  # unwinds main's ExitStack: the client and the embedded cluster close
 
 
-def main(argv=None) -> int:
-    from tools import exhaustive64
-
-    if exhaustive64.requested(argv):  # float64: a stratified sample judged by MPFR (tools/exhaustive64.py)
-        return exhaustive64.main(argv)
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m tools.exhaustive", description=__doc__.split("\n\n")[0])
     ap.add_argument("case", help="a registry case id of the activations family (gelu) or of the gradients "
                                  "family (grad:gelu, grad2:gelu)")
@@ -339,6 +335,12 @@ def main(argv=None) -> int:
     ap.add_argument("--adopt-legacy", action="store_true",
                     help="take the records of the first version (DIR/<op>-<dtype>/chunks/, no configuration) as "
                          "this configuration's: only when this implementation, reference and tool made them")
+    return ap
+
+
+def _checked_args(ap: argparse.ArgumentParser, argv):
+    """The parsed arguments, the chunk range and the configuration; a bad one exits through
+    ``ap.error`` with the value and the fix."""
     args = ap.parse_args(argv)
     try:
         case_of(args.case)
@@ -362,23 +364,59 @@ def main(argv=None) -> int:
         config = configuration(args.case, args.dtype, args.impl)
     except (ValueError, TypeError) as e:
         ap.error(str(e))
+    return args, start, stop, config
 
-    def log(msg):
-        print(msg, file=sys.stderr, flush=True)
 
-    case_dir = Path(args.out) / f"{_safe(args.case)}-{args.dtype}"
-    out = case_dir / _safe(args.impl)
+def _records_in(case_dir: Path, out: Path, config: dict, adopt_legacy: bool, log) -> dict:
+    """The chunk records of ``out`` (after adopting the first version's records of ``case_dir``
+    when asked; a note when they are there and not adopted)."""
     (out / "chunks").mkdir(parents=True, exist_ok=True)
     records = _read_records(out / "chunks", log)
     legacy_dir = case_dir / "chunks"
     legacy = _read_records(legacy_dir, log) if legacy_dir.is_dir() else {}
-    if legacy and args.adopt_legacy:
+    if legacy and adopt_legacy:
         _adopt_legacy(legacy, legacy_dir, out / "chunks", config, log)
         records = _read_records(out / "chunks", log)
     elif legacy:
         log(f"note: {len(legacy)} chunk records in {legacy_dir} name no configuration (written by the first "
             f"version of this tool); they are not used. If this implementation, reference and tool made them, "
             f"adopt them with --adopt-legacy; otherwise remove that folder")
+    return records
+
+
+def _write_report(args, start: int, stop: int, parts: list, secs: float, config: dict, out: Path, log) -> int:
+    """``report.json`` and ``report.md`` of the chunk records ``parts`` (refused, 2, when they were
+    computed on machines that compile differently)."""
+    machines = {json.dumps(_machine_part(p["config"]), sort_keys=True): p["chunk"] for p in parts}
+    if len(machines) > 1:
+        (m0, k0), (m1, k1) = sorted(machines.items(), key=lambda kv: kv[1])[:2]
+        log(f"error: the records of chunks {k0} and {k1} were computed on machines that compile differently "
+            f"({m0} and {m1}); a report never mixes them. Sweep on workers of one kind (or recompute the "
+            f"others with --recompute-stale after removing them), or pass another --out")
+        return 2
+    agg = _aggregate(parts)
+    config = parts[0]["config"] if parts else config  # the workers' machine part
+    agg.update(case=args.case, dtype=args.dtype, impl=args.impl, chunks=[start, stop], seconds=secs, config=config)
+    _write_atomic(out / "report.json", json.dumps(agg, indent=1))
+    md = _render(args.case, args.impl, agg, len(parts), secs, config)
+    _write_atomic(out / "report.md", md)
+    print(md)
+    return 0
+
+
+def main(argv=None) -> int:
+    from tools import exhaustive64
+
+    if exhaustive64.requested(argv):  # float64: a stratified sample judged by MPFR (tools/exhaustive64.py)
+        return exhaustive64.main(argv)
+    args, start, stop, config = _checked_args(_parser(), argv)
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    case_dir = Path(args.out) / f"{_safe(args.case)}-{args.dtype}"
+    out = case_dir / _safe(args.impl)
+    records = _records_in(case_dir, out, config, args.adopt_legacy, log)
     in_range = {k: r for k, r in records.items() if start <= k < stop}
     stale = {k: r for k, r in in_range.items() if _code_part(r.get("config")) != _code_part(config)}
     if stale and not args.recompute_stale:
@@ -406,22 +444,7 @@ def main(argv=None) -> int:
         if todo and _sweep(client, args.case, args.impl, todo, config, out / "chunks", done, log):
             return 1
     secs = time.perf_counter() - t0
-    parts = [done[k] for k in range(start, stop)]
-    machines = {json.dumps(_machine_part(p["config"]), sort_keys=True): p["chunk"] for p in parts}
-    if len(machines) > 1:
-        (m0, k0), (m1, k1) = sorted(machines.items(), key=lambda kv: kv[1])[:2]
-        log(f"error: the records of chunks {k0} and {k1} were computed on machines that compile differently "
-            f"({m0} and {m1}); a report never mixes them. Sweep on workers of one kind (or recompute the "
-            f"others with --recompute-stale after removing them), or pass another --out")
-        return 2
-    agg = _aggregate(parts)
-    config = parts[0]["config"] if parts else config  # the workers' machine part
-    agg.update(case=args.case, dtype=args.dtype, impl=args.impl, chunks=[start, stop], seconds=secs, config=config)
-    _write_atomic(out / "report.json", json.dumps(agg, indent=1))
-    md = _render(args.case, args.impl, agg, len(parts), secs, config)
-    _write_atomic(out / "report.md", md)
-    print(md)
-    return 0
+    return _write_report(args, start, stop, [done[k] for k in range(start, stop)], secs, config, out, log)
 
 
 if __name__ == "__main__":
