@@ -69,9 +69,6 @@ RULES = [
     Rule('types', 'string kernel size',
          'nn.Conv2d(3, 4, kernel_size="3")',
          TypeError, "Conv2d: kernel_size must be an int or a pair of ints, got '3'"),
-    Rule('parameter values', 'hard_tanh bounds in the wrong order',
-         'F.hard_tanh(X4x10, min_val=1.0, max_val=-1.0)',
-         ValueError, 'hard_tanh: min_val must be below max_val, got min_val=1.0, max_val=-1.0; pass min_val < max_val'),
     Rule('parameter values', 'dropout p = 1',
          'F.dropout(jnp.ones(3), 1.0, jax.random.key(0))',
          ValueError, 'dropout: p is the probability of DROPPING an element and must be in \\[0, 1\\), got 1.0'),
@@ -204,27 +201,6 @@ RULES = [
     Rule('types', 'activation complex input',
          'F.gelu(jnp.ones(3, jnp.complex64))',
          TypeError, 'x must be a real floating array, got dtype complex64'),
-    Rule('parameter values', 'leaky_relu negative_slope nan',
-         'F.leaky_relu(jnp.ones(3), negative_slope=float("nan"))',
-         ValueError, 'negative_slope must be finite, got nan'),
-    Rule('types', 'leaky_relu negative_slope a string',
-         'F.leaky_relu(jnp.ones(3), "a")',
-         TypeError, "negative_slope must be a Python float, got 'a' \\(str\\)"),
-    Rule('parameter values', 'elu alpha negative',
-         'F.elu(jnp.ones(3), alpha=-1.0)',
-         ValueError, 'alpha must be >= 0, got -1.0'),
-    Rule('parameter values', 'elu alpha nan',
-         'F.elu(jnp.ones(3), alpha=float("nan"))',
-         ValueError, 'alpha must be finite, got nan'),
-    Rule('parameter values', 'celu alpha zero',
-         'F.celu(jnp.ones(3), alpha=0.0)',
-         ValueError, 'alpha must be > 0, got 0.0'),
-    Rule('parameter values', 'celu alpha inf',
-         'F.celu(jnp.ones(3), alpha=float("inf"))',
-         ValueError, 'alpha must be finite, got inf'),
-    Rule('types', 'gelu approximate a string',
-         'F.gelu(jnp.ones(3), approximate="tanh")',
-         TypeError, "approximate must be a bool, got 'tanh'"),
     Rule('parameter values', 'LeakyReLU negative_slope inf',
          'nn.LeakyReLU(negative_slope=float("inf"))',
          ValueError, 'negative_slope must be finite, got inf'),
@@ -341,6 +317,20 @@ RULES = [
                      '.* every call would drop the same elements'),
 ]
 
+
+
+def _contract_rules() -> list[Rule]:
+    """The rules the contract states for the activations' parameters (``rejects`` of their
+    ``@_checked`` in vetted_layers_suite/contract.py), as rows of this table."""
+    from vetted_layers_suite import contract
+
+    return [Rule("types" if exc is TypeError else "parameter values", f"{name}(x, {kw})", f"F.{name}(X4x10, {kw})",
+                 exc, message)
+            for name in contract.ACTIVATIONS for kw, exc, message in contract.checks(name)["rejects"]]
+
+
+RULES += _contract_rules()
+
 SECTIONS = ["shapes and sizes", "kernels, windows and padding", "parameter values", "types"]
 
 # documented instead of rejected: what happens to input that is not a floating array
@@ -374,7 +364,8 @@ def render() -> str:
     out = ["# Input rules", "",
            "Every validation rule of `impl`'s layers and ops, with a bad input, the exception it raises and the",
            "part of the message that a test pins (`tests/test_input_rules.py`, one test per row).  Messages name",
-           "the parameter, the value received and the fix.  Generated from `tests/input_rules.py` by",
+           "the parameter, the value received and the fix.  Generated from `tests/input_rules.py` (with the",
+           "`rejects` of the activations' `@_checked` in `vetted_layers_suite/contract.py`) by",
            "`python -m tests.input_rules`; a test fails when this page and the table differ.", "",
            f"{len(RULES)} rules.", ""]
     for sec in SECTIONS:

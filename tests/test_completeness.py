@@ -11,6 +11,7 @@ is exempted in its record with the reason (``Op.exempt``).
 
 from __future__ import annotations
 
+import ast
 import pathlib
 
 import pytest
@@ -58,7 +59,8 @@ def _missing(name: str) -> list[str]:
     if contract.defaults(name):
         calls = (f"F.{name}(", f"nn.{o.layer}(")
         if not any(c in r.code for r in RULES for c in calls):
-            miss.append(f"an input rule in tests/input_rules.py calling F.{name}(...) or nn.{o.layer}(...)")
+            miss.append(f"an input rule calling F.{name}(...) or nn.{o.layer}(...): ``rejects`` in its @_checked "
+                        f"(vetted_layers_suite/contract.py) or a row of tests/input_rules.py")
     page = ROOT / o.docs if o.docs else None
     if page is None:
         miss.append("a docs page (Op.docs)")
@@ -77,8 +79,8 @@ def test_op_is_complete(name):
 
 @pytest.mark.parametrize("name", contract.ACTIVATIONS)
 def test_checked_data_names_real_parameters(name):
-    """The golden and sweep parameter sets of an activation's ``@_checked`` use the stub's own
-    parameter names (a misspelt one would reach the op as an unexpected keyword, or be checked
+    """The golden, sweep and rejected parameter sets of an activation's ``@_checked`` use the
+    stub's own parameter names (a misspelt one would reach the op as an unexpected keyword, or be checked
     at a default it never meant), and its properties and kinks are of the known kinds."""
     c = contract.checks(name)
     params = set(contract.defaults(name))
@@ -91,6 +93,13 @@ def test_checked_data_names_real_parameters(name):
     assert c["properties"] <= {"monotone", "odd"}, f"{name}: unknown properties {sorted(c['properties'])}"
     assert all(isinstance(k, float) for k in c["kinks"]), f"{name}: kinks must be floats, got {c['kinks']}"
     assert set(c["exact"]) <= {0, 1}, f"{name}: exact orders are 0 (value) and 1 (derivative), got {c['exact']}"
+    for kw, exc, _ in c["rejects"]:
+        call = ast.parse(f"f({kw})", mode="eval").body
+        names = {k.arg for k in call.keywords}
+        assert not call.args and names <= params, f"{name}: rejects {kw!r}: keywords {sorted(names - params)} " \
+            f"are not in the contract's signature ({sorted(params)})"
+        assert exc in (ValueError, TypeError), f"{name}: rejects {kw!r} with {exc!r}; a bad parameter raises " \
+            f"ValueError (a bad value) or TypeError (a bad type)"
 
 
 def test_checks_of_an_unknown_op_says_which_exist():

@@ -53,18 +53,24 @@ __all__ = ["OPS", "ACTIVATIONS", "REQUIRED", "signature", "defaults", "outputs",
 # * ``properties``: ``"monotone"`` (non-decreasing) and ``"odd"``, checked on random inputs;
 # * ``second_order``: the second derivative has golden data too;
 # * ``exact``: the orders (0 the value, 1 the first derivative) whose float64 result is one
-#   comparison, select or rounded product, so float64 is held to correct rounding there.
+#   comparison, select or rounded product, so float64 is held to correct rounding there;
+# * ``rejects``: parameters outside the op's domain, ``(keywords, exception, message)``: the
+#   call ``op(x, keywords)`` raises ``exception`` with a message matching ``message`` (a
+#   regular expression; it names the parameter, the value received and what to pass).
+#   ``impl``'s input-rule tests (tests/input_rules.py) check each; other modules under test
+#   are not held to them.
 
 _CHECKED: dict = {}
 _SAT_ODD = {"-0": -0.0, "0": 0.0, "nan": "nan"}  # odd at zero: the sign of a zero input is kept
 _MONO, _ODD = ("monotone",), ("monotone", "odd")
 
 
-def _checked(*, layer, golden, special, kinks=(), properties=(), sweeps=(), second_order=False, exact=()):
+def _checked(*, layer, golden, special, kinks=(), properties=(), sweeps=(), second_order=False, exact=(),
+             rejects=()):
     def mark(f):
         _CHECKED[f.__name__] = {"layer": layer, "golden": golden, "special": special, "kinks": kinks,
                                 "properties": frozenset(properties), "sweeps": sweeps,
-                                "second_order": second_order, "exact": exact}
+                                "second_order": second_order, "exact": exact, "rejects": rejects}
         return f
     return mark
 
@@ -91,7 +97,9 @@ def relu6(x):
           exact=(0, 1), kinks=(0.0,), properties=_MONO,
           sweeps=({"negative_slope": 0.2}, {"negative_slope": 0.0}, {"negative_slope": 3.0}),
           special={"-inf": "-inf", "-0": -0.0, "0": 0.0, "inf": "inf", "max": "x", "nan": "nan",
-                   "-tiny": -0.0, "tiny": "x"})
+                   "-tiny": -0.0, "tiny": "x"},
+          rejects=(('negative_slope=float("nan")', ValueError, "negative_slope must be finite, got nan"),
+                   ('negative_slope="a"', TypeError, "negative_slope must be a Python float, got 'a' \\(str\\)")))
 def leaky_relu(x, negative_slope=0.01):
     """``x`` for x >= 0 (so -0 -> -0), ``negative_slope * x`` below, rounded once;
     ``leaky_relu'(0) = negative_slope``."""
@@ -100,7 +108,9 @@ def leaky_relu(x, negative_slope=0.01):
 @_checked(layer="ELU", golden=(({}, "alpha * expm1(x) for x <= 0"),), second_order=True, kinks=(0.0,),
           properties=_MONO, sweeps=({"alpha": 0.5}, {"alpha": 2.0}, {"alpha": 0.25}),
           special={"-inf": -1.0, "-max": -1.0, **_SAT_ODD, "inf": "inf", "max": "x", "tiny": "x",
-                   "-tiny": "x"})
+                   "-tiny": "x"},
+          rejects=(("alpha=-1.0", ValueError, "alpha must be >= 0, got -1.0"),
+                   ('alpha=float("nan")', ValueError, "alpha must be finite, got nan")))
 def elu(x, alpha=1.0):
     """``x`` for x > 0, ``alpha * expm1(x)`` for x <= 0 (``alpha >= 0``); -0 -> -0, -inf -> -alpha;
     ``elu'(0) = alpha``."""
@@ -108,7 +118,9 @@ def elu(x, alpha=1.0):
 
 @_checked(layer="CELU", golden=(({"alpha": 2.0}, "alpha * expm1(x / alpha) for x <= 0"),), second_order=True,
           kinks=(0.0,), properties=_MONO, sweeps=({"alpha": 0.5}, {"alpha": 1.0}, {"alpha": 3.0}),
-          special={"-inf": -2.0, "-max": -2.0, **_SAT_ODD, "inf": "inf", "max": "x", "tiny": "x"})
+          special={"-inf": -2.0, "-max": -2.0, **_SAT_ODD, "inf": "inf", "max": "x", "tiny": "x"},
+          rejects=(("alpha=0.0", ValueError, "alpha must be > 0, got 0.0"),
+                   ('alpha=float("inf")', ValueError, "alpha must be finite, got inf")))
 def celu(x, alpha=1.0):
     """``max(0, x) + min(0, alpha * expm1(x / alpha))`` (``alpha > 0``); ``celu'(0) = 1``."""
 
@@ -123,7 +135,8 @@ def selu(x):
 
 @_checked(layer="GELU", golden=(({}, "x/2 erfc(-x/sqrt 2)"), ({"approximate": True}, "tanh form with 0.044715")),
           second_order=True, sweeps=({"approximate": False},),
-          special={"-inf": -0.0, "-max": -0.0, **_SAT_ODD, "inf": "inf", "max": "x"})
+          special={"-inf": -0.0, "-max": -0.0, **_SAT_ODD, "inf": "inf", "max": "x"},
+          rejects=(('approximate="tanh"', TypeError, "approximate must be a bool, got 'tanh'"),))
 def gelu(x, approximate=False):
     """``x/2 * erfc(-x/sqrt(2))`` (False, the exact erf form) or ``x/2 * (1 + tanh(u))`` with
     ``u = sqrt(2/pi) * (x + 0.044715 x**3)`` (True, the tanh form); -inf -> -0."""
@@ -192,7 +205,9 @@ def softsign(x):
           sweeps=({"min_val": -2.0, "max_val": 2.0}, {"min_val": 0.0, "max_val": 6.0},
                   {"min_val": -0.1, "max_val": 0.25}),
           special={"-inf": -1.0, "-max": -1.0, "-1": -1.0, **_SAT_ODD, "tiny": "x", "-tiny": "x", "1": 1.0,
-                   "max": 1.0, "inf": 1.0})
+                   "max": 1.0, "inf": 1.0},
+          rejects=(("min_val=1.0, max_val=-1.0", ValueError,
+                    "hard_tanh: min_val must be below max_val, got min_val=1.0, max_val=-1.0; pass min_val < max_val"),))
 def hard_tanh(x, min_val=-1.0, max_val=1.0):
     """``min(max(x, min_val), max_val)`` (``min_val < max_val``; PyTorch's Hardtanh): ``x``
     between the bounds (-0 -> -0), else the bound; derivative 0 at both kinks."""

@@ -57,12 +57,14 @@ def _f64(known_failure=""):
     return Budget(1.0, 99.0, _T64, known_failure)
 
 
-def _op(name, golden, *, exact=(), second_order=False, special=None, known_failures=None, **fields):
+def _op(name, golden, *, exact=(), second_order=False, special=None, known_failures=None, rejects=(),
+        **fields):
     """The ``Op`` record of the activation ``name`` from the contract's ``checks(name)``: its
     references are the functions of that name in ``reference.activations``/``float64`` and
     ``d_<name>``/``d2_<name>`` in ``reference.derivatives`` (``<name>``/``<name>2`` in
     ``float64_derivatives``); a missing one is left out, and the completeness test names it.
-    The special values hold for every golden parameter set."""
+    The special values hold for every golden parameter set; ``rejects`` are impl's input rules
+    (tests/input_rules.py), not part of the record."""
     derivatives = tuple(f for f in (getattr(RD, f"d_{name}", None), getattr(RD, f"d2_{name}", None))[:1 + second_order]
                         if f is not None)
     formulas = tuple(f for f in (getattr(FD, name, None), getattr(FD, f"{name}2", None))[:1 + second_order]
