@@ -93,6 +93,11 @@ def test_checked_data_names_real_parameters(name):
     assert c["properties"] <= {"monotone", "odd"}, f"{name}: unknown properties {sorted(c['properties'])}"
     assert all(isinstance(k, float) for k in c["kinks"]), f"{name}: kinks must be floats, got {c['kinks']}"
     assert set(c["exact"]) <= {0, 1}, f"{name}: exact orders are 0 (value) and 1 (derivative), got {c['exact']}"
+    o = RECORDS[name]
+    assert len(o.derivatives) == len(o.float64_derivatives) == 1 + c["second_order"], (
+        f"{name}: second_order={c['second_order']} needs {1 + c['second_order']} derivative references "
+        f"(d_{name}{', d2_' + name if c['second_order'] else ''}) and float64 formulas; the record has "
+        f"{len(o.derivatives)} and {len(o.float64_derivatives)}")
     for kw, exc, _ in c["rejects"]:
         call = ast.parse(f"f({kw})", mode="eval").body
         names = {k.arg for k in call.keywords}

@@ -97,3 +97,15 @@ def test_contract_is_a_spec_without_implementation():
         fn = getattr(contract, n)
         assert fn.__doc__, f"vetted_layers_suite.contract.{n} has no docstring"
         assert fn(*[None] * sum(p.default is p.empty for p in CONTRACT[n].parameters.values())) is None
+
+
+_README = __import__("pathlib").Path(__file__).resolve().parent.parent / "README.md"
+
+
+@pytest.mark.skipif(not _README.exists(), reason="README.md is not in the installed suite; this check runs in a clone")
+def test_readme_names_every_op_of_the_contract():
+    """The README's list for adapter authors names every op of the contract (an op added to
+    the contract and not to that list would be invisible to them)."""
+    text = _README.read_text()
+    missing = [n for n in contract.OPS if f"`{n}(" not in text and f"`{n}`" not in text]
+    assert not missing, f"README.md (\"The contract, for an adapter author\") does not name {missing}"

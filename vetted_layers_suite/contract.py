@@ -32,6 +32,7 @@ The normalizations are channels-last (features on the last axis,
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 __all__ = ["OPS", "ACTIVATIONS", "REQUIRED", "signature", "defaults", "outputs", "checks"]
@@ -56,7 +57,7 @@ __all__ = ["OPS", "ACTIVATIONS", "REQUIRED", "signature", "defaults", "outputs",
 #   comparison, select or rounded product, so float64 is held to correct rounding there;
 # * ``rejects``: parameters outside the op's domain, ``(keywords, exception, message)``: the
 #   call ``op(x, keywords)`` raises ``exception`` with a message matching ``message`` (a
-#   regular expression; it names the parameter, the value received and what to pass).
+#   regular expression pinning the parameter, the value received and what to pass).
 #   ``impl``'s input-rule tests (tests/input_rules.py) check each; other modules under test
 #   are not held to them.
 
@@ -98,8 +99,8 @@ def relu6(x):
           sweeps=({"negative_slope": 0.2}, {"negative_slope": 0.0}, {"negative_slope": 3.0}),
           special={"-inf": "-inf", "-0": -0.0, "0": 0.0, "inf": "inf", "max": "x", "nan": "nan",
                    "-tiny": -0.0, "tiny": "x"},
-          rejects=(('negative_slope=float("nan")', ValueError, "negative_slope must be finite, got nan"),
-                   ('negative_slope="a"', TypeError, "negative_slope must be a Python float, got 'a' \\(str\\)")))
+          rejects=(('negative_slope=float("nan")', ValueError, "negative_slope must be finite, got nan; pass a finite float"),
+                   ('negative_slope="a"', TypeError, "negative_slope must be a Python float, got 'a' \\(str\\); pass a number")))
 def leaky_relu(x, negative_slope=0.01):
     """``x`` for x >= 0 (so -0 -> -0), ``negative_slope * x`` below, rounded once;
     ``leaky_relu'(0) = negative_slope``."""
@@ -109,8 +110,8 @@ def leaky_relu(x, negative_slope=0.01):
           properties=_MONO, sweeps=({"alpha": 0.5}, {"alpha": 2.0}, {"alpha": 0.25}),
           special={"-inf": -1.0, "-max": -1.0, **_SAT_ODD, "inf": "inf", "max": "x", "tiny": "x",
                    "-tiny": "x"},
-          rejects=(("alpha=-1.0", ValueError, "alpha must be >= 0, got -1.0"),
-                   ('alpha=float("nan")', ValueError, "alpha must be finite, got nan")))
+          rejects=(("alpha=-1.0", ValueError, "alpha must be >= 0, got -1.0; pass a non-negative float"),
+                   ('alpha=float("nan")', ValueError, "alpha must be finite, got nan; pass a finite float")))
 def elu(x, alpha=1.0):
     """``x`` for x > 0, ``alpha * expm1(x)`` for x <= 0 (``alpha >= 0``); -0 -> -0, -inf -> -alpha;
     ``elu'(0) = alpha``."""
@@ -119,8 +120,8 @@ def elu(x, alpha=1.0):
 @_checked(layer="CELU", golden=(({"alpha": 2.0}, "alpha * expm1(x / alpha) for x <= 0"),), second_order=True,
           kinks=(0.0,), properties=_MONO, sweeps=({"alpha": 0.5}, {"alpha": 1.0}, {"alpha": 3.0}),
           special={"-inf": -2.0, "-max": -2.0, **_SAT_ODD, "inf": "inf", "max": "x", "tiny": "x"},
-          rejects=(("alpha=0.0", ValueError, "alpha must be > 0, got 0.0"),
-                   ('alpha=float("inf")', ValueError, "alpha must be finite, got inf")))
+          rejects=(("alpha=0.0", ValueError, "alpha must be > 0, got 0.0; pass a positive float"),
+                   ('alpha=float("inf")', ValueError, "alpha must be finite, got inf; pass a finite float")))
 def celu(x, alpha=1.0):
     """``max(0, x) + min(0, alpha * expm1(x / alpha))`` (``alpha > 0``); ``celu'(0) = 1``."""
 
@@ -136,7 +137,7 @@ def selu(x):
 @_checked(layer="GELU", golden=(({}, "x/2 erfc(-x/sqrt 2)"), ({"approximate": True}, "tanh form with 0.044715")),
           second_order=True, sweeps=({"approximate": False},),
           special={"-inf": -0.0, "-max": -0.0, **_SAT_ODD, "inf": "inf", "max": "x"},
-          rejects=(('approximate="tanh"', TypeError, "approximate must be a bool, got 'tanh'"),))
+          rejects=(('approximate="tanh"', TypeError, "approximate must be a bool, got 'tanh'; pass True or False"),))
 def gelu(x, approximate=False):
     """``x/2 * erfc(-x/sqrt(2))`` (False, the exact erf form) or ``x/2 * (1 + tanh(u))`` with
     ``u = sqrt(2/pi) * (x + 0.044715 x**3)`` (True, the tanh form); -inf -> -0."""
@@ -310,9 +311,9 @@ def outputs(name: str) -> tuple[str, ...]:
 def checks(name: str) -> dict:
     """What the suite checks of the activation ``name`` (the fields of ``_checked`` above:
     ``layer``, ``golden``, ``sweeps``, ``special``, ``kinks``, ``properties``, ``second_order``,
-    ``exact``); a fresh copy each call."""
+    ``exact``, ``rejects``); a deep copy each call, so a caller cannot change the contract."""
     signature(name)
     if name not in _CHECKED:
         raise KeyError(f"{name!r} is not an elementwise activation of the contract; they are: "
                        f"{', '.join(ACTIVATIONS)}")
-    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in _CHECKED[name].items()}
+    return copy.deepcopy(_CHECKED[name])

@@ -62,7 +62,8 @@ def _op(name, golden, *, exact=(), second_order=False, special=None, known_failu
     """The ``Op`` record of the activation ``name`` from the contract's ``checks(name)``: its
     references are the functions of that name in ``reference.activations``/``float64`` and
     ``d_<name>``/``d2_<name>`` in ``reference.derivatives`` (``<name>``/``<name>2`` in
-    ``float64_derivatives``); a missing one is left out, and the completeness test names it.
+    ``float64_derivatives``); a missing one is left out, and the completeness tests name it
+    (a missing second derivative of an op with ``second_order`` too).
     The special values hold for every golden parameter set; ``rejects`` are impl's input rules
     (tests/input_rules.py), not part of the record."""
     derivatives = tuple(f for f in (getattr(RD, f"d_{name}", None), getattr(RD, f"d2_{name}", None))[:1 + second_order]
@@ -83,6 +84,7 @@ KNOWN_FAILURES: dict = {}
 # One record per activation of the contract, built from its ``@_checked`` data
 # (vetted_layers_suite/contract.py): adding an activation adds nothing here.
 OPS = [_op(name, known_failures=KNOWN_FAILURES.get(name), **contract.checks(name)) for name in contract.ACTIVATIONS]
+
 
 def _budgets(f64: Budget):
     return {"float32": _F32, "bfloat16": _B16, "float16": _H16, "float64": f64}
