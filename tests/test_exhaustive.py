@@ -281,6 +281,30 @@ def test_sweep_table_rows_come_from_current_reports(tmp_path):
     rep["config"]["impl"]["program_sha256"] = "0123456789abcdef"  # a report of another configuration
     (folder / "report.json").write_text(json.dumps(rep))
     assert sweep_table.rows(tmp_path)[0] == "| relu | to do: 0 of 256 chunks recorded | | | | | | |"
+    groups = sweep_table.status(tmp_path)
+    assert groups["started"] == ["relu6 (1 of 256 chunks)"] and "relu" in groups["not started"]
+    assert groups["swept"] == [] and groups["stale"] == []
+    (six / "001.json").unlink()  # relu6 left with a record of another configuration only
+    assert sweep_table.status(tmp_path)["stale"] == ["relu6"]
+
+
+def test_sweep_table_writes_its_table_in_place(tmp_path):
+    """``--write FILE`` replaces the table in a Markdown page and leaves the rest as it was; a page
+    without the table is refused, saying what to do."""
+    from tools import sweep_table
+
+    page = tmp_path / "page.md"
+    page.write_text("# Title\n\nBefore.\n\n" + sweep_table.HEADER + "\n| old | row |\n| another | one |\n\nAfter.\n")
+    assert sweep_table.main(["--out", str(tmp_path / "none"), "--write", str(page)]) == 0
+    text = page.read_text()
+    assert text.startswith("# Title\n\nBefore.\n\n" + sweep_table.HEADER + "\n| relu | to do: 0 of 256")
+    assert text.endswith("| grad:gelu[approximate=True] | to do: 0 of 256 chunks recorded | | | | | | |\n\nAfter.\n")
+    assert "| old | row |" not in text and text.count("\n|") == len(sweep_table.cases()) + 2
+    bare = tmp_path / "bare.md"
+    bare.write_text("no table here\n")
+    with pytest.raises(SystemExit, match="holds no table starting with"):
+        sweep_table.main(["--out", str(tmp_path / "none"), "--write", str(bare)])
+    assert bare.read_text() == "no table here\n"
 
 
 def test_reference_hash_is_per_op(tmp_path, monkeypatch):

@@ -4,6 +4,8 @@ Usage::
 
     python -m tools.sweep_table                 # sweeps/ of this repository, impl.functional
     python -m tools.sweep_table --out DIR --impl MODULE
+    python -m tools.sweep_table --write docs/exhaustive.md   # replace the table there, in place
+    python -m tools.sweep_table --status        # which cases are swept, started, stale, not started
 
 One row per elementwise case of the registry (values) and per first derivative of the
 transcendental cases, in registry order: the figures of the case's ``report.json`` (written by
@@ -24,7 +26,7 @@ from pathlib import Path
 from tools import exhaustive
 from tools.registry import by_family
 
-__all__ = ["rows", "main"]
+__all__ = ["rows", "status", "write_table", "main"]
 
 N_CHUNKS = 256
 _REPO = Path(__file__).resolve().parent.parent
@@ -91,13 +93,58 @@ def rows(out: Path, impl: str = "impl.functional") -> list[str]:
     return [_row(c, out / f"{exhaustive._safe(c)}-float32" / exhaustive._safe(impl), impl) for c in cases()]
 
 
+def status(out: Path, impl: str = "impl.functional") -> dict:
+    """``{"swept": [...], "started": [...], "stale": [...], "not started": [...]}``: the cases whose
+    256 chunks are recorded with the current configuration; those with some (``"case (k of 256
+    chunks)"``); those with records of another configuration only; those with none."""
+    groups = {"swept": [], "started": [], "stale": [], "not started": []}
+    for case, row in zip(cases(), rows(out, impl)):
+        second = row.split(" | ")[1]
+        if not second.startswith("to do: "):
+            groups["swept"].append(case)
+            continue
+        current = int(second.split()[2])
+        if current:
+            groups["started"].append(f"{case} ({current} of {N_CHUNKS} chunks)")
+        else:
+            groups["stale" if "of another configuration" in second else "not started"].append(case)
+    return groups
+
+
+def write_table(path: Path, out: Path, impl: str = "impl.functional") -> None:
+    """Replace the table that starts with ``HEADER``'s first line in the Markdown file ``path``
+    (through its last ``|`` line) by the current one, atomically; a file without it is an error."""
+    lines = path.read_text().split("\n")
+    first = HEADER.split("\n")[0]
+    try:
+        start = lines.index(first)
+    except ValueError:
+        raise SystemExit(f"error: {path} holds no table starting with {first[:40]!r}...; paste the output of "
+                         f"python -m tools.sweep_table there once") from None
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    lines[start:end] = HEADER.split("\n") + rows(out, impl)
+    exhaustive._write_atomic(path, "\n".join(lines))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.sweep_table", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(_REPO / "sweeps"), help="the --out folder of the sweeps")
     ap.add_argument("--impl", default="impl.functional")
+    ap.add_argument("--write", metavar="FILE", help="replace the table in this Markdown file instead of printing it")
+    ap.add_argument("--status", action="store_true", help="print which cases are swept, started, stale or not "
+                                                           "started instead of the table")
     args = ap.parse_args(argv)
-    print(HEADER)
-    print("\n".join(rows(Path(args.out), args.impl)))
+    if args.status:
+        for group, names in status(Path(args.out), args.impl).items():
+            print(f"{group}: {', '.join(names) or 'none'}")
+    elif args.write:
+        write_table(Path(args.write), Path(args.out), args.impl)
+        print(f"wrote the table of {len(cases())} cases to {args.write}")
+    else:
+        print(HEADER)
+        print("\n".join(rows(Path(args.out), args.impl)))
     return 0
 
 
