@@ -276,6 +276,10 @@ def test_sweep_table_rows_come_from_current_reports(tmp_path):
     assert rows["relu6"] == ("| relu6 | to do: 1 of 256 chunks recorded (1 more of another configuration: "
                              "reference.source_sha256) | | | | | | |")
     assert "grad:gelu[approximate=True]" in rows and rows["elu"].startswith("| elu | to do: 0 of 256")
+    assert "(no report.md beside its report.json: rerun `python -m tools.exhaustive relu" in \
+        sweep_table.reports_block(tmp_path)
+    (folder / "report.md").write_text("# Exhaustive float32 sweep: `relu`\n\n- figures\n")
+    assert sweep_table.reports_block(tmp_path) == "## Exhaustive float32 sweep: `relu`\n\n- figures"
     (folder / "report.json").write_text(json.dumps(dict(rep, chunk_cpu_seconds=0.0, n_cpu_timed_chunks=0)))
     assert sweep_table.rows(tmp_path)[0].endswith("| 11 | not timed |")  # records adopted without times
     rep["config"]["impl"]["program_sha256"] = "0123456789abcdef"  # a report of another configuration
@@ -300,6 +304,15 @@ def test_sweep_table_writes_its_table_in_place(tmp_path):
     assert text.startswith("# Title\n\nBefore.\n\n" + sweep_table.HEADER + "\n| relu | to do: 0 of 256")
     assert text.endswith("| grad:gelu[approximate=True] | to do: 0 of 256 chunks recorded | | | | | | |\n\nAfter.\n")
     assert "| old | row |" not in text and text.count("\n|") == len(sweep_table.cases()) + 2
+    marked = tmp_path / "marked.md"
+    marked.write_text("\n".join([sweep_table.HEADER, "| old |", "", sweep_table.STATUS_MARKERS[0], "stale text",
+                                  sweep_table.STATUS_MARKERS[1], "kept", sweep_table.REPORTS_MARKERS[0], "old report",
+                                  sweep_table.REPORTS_MARKERS[1], ""]))
+    sweep_table.write_table(marked, tmp_path / "none")
+    text = marked.read_text()
+    assert "stale text" not in text and "old report" not in text and "\nkept\n" in text
+    assert "* Not started: `relu`, `relu6`," in text and "* Swept in full, records of the current configuration: none." in text
+    assert text.endswith(sweep_table.REPORTS_MARKERS[0] + "\n\n" + sweep_table.REPORTS_MARKERS[1] + "\n")
     bare = tmp_path / "bare.md"
     bare.write_text("no table here\n")
     with pytest.raises(SystemExit, match="holds no table starting with"):

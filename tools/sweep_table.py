@@ -5,6 +5,8 @@ Usage::
     python -m tools.sweep_table                 # sweeps/ of this repository, impl.functional
     python -m tools.sweep_table --out DIR --impl MODULE
     python -m tools.sweep_table --write docs/exhaustive.md   # replace the table there, in place
+                                                             # (and the status and reports between
+                                                             # their markers, where the page has them)
     python -m tools.sweep_table --status        # which cases are swept, started, stale, not started
 
 One row per elementwise case of the registry (values) and per first derivative of the
@@ -26,7 +28,7 @@ from pathlib import Path
 from tools import exhaustive
 from tools.registry import by_family
 
-__all__ = ["rows", "status", "write_table", "main"]
+__all__ = ["rows", "status", "status_block", "reports_block", "write_table", "main"]
 
 N_CHUNKS = 256
 _REPO = Path(__file__).resolve().parent.parent
@@ -111,9 +113,51 @@ def status(out: Path, impl: str = "impl.functional") -> dict:
     return groups
 
 
+STATUS_MARKERS = ("<!-- sweep-status:begin -->", "<!-- sweep-status:end -->")
+REPORTS_MARKERS = ("<!-- sweep-reports:begin -->", "<!-- sweep-reports:end -->")
+_STATUS_WORDS = {"swept": "Swept in full, records of the current configuration",
+                 "started": "Started, records kept, resumable (`--out sweeps`)",
+                 "stale": "Records of another configuration only (`--recompute-stale` sweeps them again)",
+                 "not started": "Not started"}
+
+
+def status_block(out: Path, impl: str = "impl.functional") -> str:
+    """The status lists as Markdown bullets."""
+    return "\n".join(f"* {_STATUS_WORDS[g]}: " + (", ".join(f"`{n.split(' (')[0]}`" + (f" ({n.split(' (')[1]}"
+                                                                                    if " (" in n else "")
+                                                            for n in names) or "none") + "."
+                     for g, names in status(out, impl).items())
+
+
+def reports_block(out: Path, impl: str = "impl.functional") -> str:
+    """Every swept case's ``report.md`` (the configuration, the counts, the error histogram), in
+    table order, its title one level down."""
+    swept = set(status(out, impl)["swept"])
+    parts = []
+    for case in cases():
+        if case in swept:
+            md = out / f"{exhaustive._safe(case)}-float32" / exhaustive._safe(impl) / "report.md"
+            parts.append("#" + md.read_text().strip("\n") if md.is_file() else
+                         f"## `{case}`\n\n(no report.md beside its report.json: rerun `python -m tools.exhaustive "
+                         f"{case} --dtype float32 --out {out}`, which computes nothing and writes it)")
+    return "\n\n".join(parts)
+
+
+def _between(lines: list, markers: tuple, body: str, path: Path) -> list:
+    try:
+        a, b = lines.index(markers[0]), lines.index(markers[1])
+    except ValueError:
+        return lines
+    if b < a:
+        raise SystemExit(f"error: {path}: {markers[1]} comes before {markers[0]}")
+    return lines[:a + 1] + body.split("\n") + lines[b:]
+
+
 def write_table(path: Path, out: Path, impl: str = "impl.functional") -> None:
     """Replace the table that starts with ``HEADER``'s first line in the Markdown file ``path``
-    (through its last ``|`` line) by the current one, atomically; a file without it is an error."""
+    (through its last ``|`` line) by the current one, and the text between the status and the
+    reports markers (``STATUS_MARKERS``, ``REPORTS_MARKERS``, where the page has them) by
+    ``status_block`` and ``reports_block``, atomically; a file without the table is an error."""
     lines = path.read_text().split("\n")
     first = HEADER.split("\n")[0]
     try:
@@ -125,6 +169,8 @@ def write_table(path: Path, out: Path, impl: str = "impl.functional") -> None:
     while end < len(lines) and lines[end].startswith("|"):
         end += 1
     lines[start:end] = HEADER.split("\n") + rows(out, impl)
+    lines = _between(lines, STATUS_MARKERS, status_block(out, impl), path)
+    lines = _between(lines, REPORTS_MARKERS, reports_block(out, impl), path)
     exhaustive._write_atomic(path, "\n".join(lines))
 
 
