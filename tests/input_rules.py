@@ -321,7 +321,6 @@ RULES = [
 ]
 
 
-
 def _contract_rules() -> list[Rule]:
     """The rules the contract states for the activations' parameters (``rejects`` of their
     ``@_checked`` in vetted_layers_suite/contract.py), as rows of this table."""

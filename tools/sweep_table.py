@@ -69,13 +69,21 @@ def _count(chunks: Path, config: dict) -> tuple[int, int, list[str]]:
     return current, stale, changed
 
 
-def _row(case: str, folder: Path, impl: str) -> str:
+def _state(case: str, folder: Path, impl: str):
+    """``(report, current, stale, changed)``: the case's ``report.json`` when it covers all chunks
+    with the current configuration (else None), and otherwise ``_count`` of its chunk records."""
     config = exhaustive.configuration(case, "float32", impl)
     report = folder / "report.json"
     rep = json.loads(report.read_text()) if report.is_file() else None
     whole = rep is not None and rep.get("chunks") == [0, N_CHUNKS] and rep.get("n") == N_CHUNKS << 24
-    if not whole or exhaustive._code_part(rep.get("config")) != exhaustive._code_part(config):
-        current, stale, changed = _count(folder / "chunks", config)
+    if whole and exhaustive._code_part(rep.get("config")) == exhaustive._code_part(config):
+        return rep, N_CHUNKS, 0, []
+    return (None, *_count(folder / "chunks", config))
+
+
+def _row(case: str, state) -> str:
+    rep, current, stale, changed = state
+    if rep is None:
         todo = f"to do: {current} of {N_CHUNKS} chunks recorded"
         if stale:
             todo += f" ({stale} more of another configuration: {', '.join(sorted({d.split(':')[0] for d in changed}))})"
@@ -90,26 +98,27 @@ def _row(case: str, folder: Path, impl: str) -> str:
             f"({rep['n_nonfinite_mismatch']:,}) | {rep['n_mpmath']:,} | {time} |")
 
 
-def rows(out: Path, impl: str = "impl.functional") -> list[str]:
+def _states(out: Path, impl: str) -> dict:
+    return {c: _state(c, out / f"{exhaustive._safe(c)}-float32" / exhaustive._safe(impl), impl) for c in cases()}
+
+
+def rows(out: Path, impl: str = "impl.functional", states: dict | None = None) -> list[str]:
     """The table's rows for the records under ``out``."""
-    return [_row(c, out / f"{exhaustive._safe(c)}-float32" / exhaustive._safe(impl), impl) for c in cases()]
+    return [_row(c, st) for c, st in (states or _states(out, impl)).items()]
 
 
-def status(out: Path, impl: str = "impl.functional") -> dict:
+def status(out: Path, impl: str = "impl.functional", states: dict | None = None) -> dict:
     """``{"swept": [...], "started": [...], "stale": [...], "not started": [...]}``: the cases whose
     256 chunks are recorded with the current configuration; those with some (``"case (k of 256
     chunks)"``); those with records of another configuration only; those with none."""
     groups = {"swept": [], "started": [], "stale": [], "not started": []}
-    for case, row in zip(cases(), rows(out, impl)):
-        second = row.split(" | ")[1]
-        if not second.startswith("to do: "):
+    for case, (rep, current, stale, _) in (states or _states(out, impl)).items():
+        if rep is not None:
             groups["swept"].append(case)
-            continue
-        current = int(second.split()[2])
-        if current:
+        elif current:
             groups["started"].append(f"{case} ({current} of {N_CHUNKS} chunks)")
         else:
-            groups["stale" if "of another configuration" in second else "not started"].append(case)
+            groups["stale" if stale else "not started"].append(case)
     return groups
 
 
@@ -121,18 +130,18 @@ _STATUS_WORDS = {"swept": "Swept in full, records of the current configuration",
                  "not started": "Not started"}
 
 
-def status_block(out: Path, impl: str = "impl.functional") -> str:
+def status_block(out: Path, impl: str = "impl.functional", states: dict | None = None) -> str:
     """The status lists as Markdown bullets."""
     return "\n".join(f"* {_STATUS_WORDS[g]}: " + (", ".join(f"`{n.split(' (')[0]}`" + (f" ({n.split(' (')[1]}"
                                                                                     if " (" in n else "")
                                                             for n in names) or "none") + "."
-                     for g, names in status(out, impl).items())
+                     for g, names in status(out, impl, states).items())
 
 
-def reports_block(out: Path, impl: str = "impl.functional") -> str:
+def reports_block(out: Path, impl: str = "impl.functional", states: dict | None = None) -> str:
     """Every swept case's ``report.md`` (the configuration, the counts, the error histogram), in
     table order, its title one level down."""
-    swept = set(status(out, impl)["swept"])
+    swept = set(status(out, impl, states)["swept"])
     parts = []
     for case in cases():
         if case in swept:
@@ -168,9 +177,10 @@ def write_table(path: Path, out: Path, impl: str = "impl.functional") -> None:
     end = start
     while end < len(lines) and lines[end].startswith("|"):
         end += 1
-    lines[start:end] = HEADER.split("\n") + rows(out, impl)
-    lines = _between(lines, STATUS_MARKERS, status_block(out, impl), path)
-    lines = _between(lines, REPORTS_MARKERS, reports_block(out, impl), path)
+    states = _states(out, impl)
+    lines[start:end] = HEADER.split("\n") + rows(out, impl, states)
+    lines = _between(lines, STATUS_MARKERS, status_block(out, impl, states), path)
+    lines = _between(lines, REPORTS_MARKERS, reports_block(out, impl, states), path)
     exhaustive._write_atomic(path, "\n".join(lines))
 
 
