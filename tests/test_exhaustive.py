@@ -276,6 +276,8 @@ def test_sweep_table_rows_come_from_current_reports(tmp_path):
     assert rows["relu6"] == ("| relu6 | to do: 1 of 256 chunks recorded (1 more of another configuration: "
                              "reference.source_sha256) | | | | | | |")
     assert "grad:gelu[approximate=True]" in rows and rows["elu"].startswith("| elu | to do: 0 of 256")
+    (folder / "report.json").write_text(json.dumps(dict(rep, seconds=120.0)))
+    assert sweep_table.throughput_block(tmp_path).split("\n")[2:] == ["| relu | 100 | 42.9e+06 | 0.8 | 2.0 |"]
     assert "(no report.md beside its report.json: rerun `python -m tools.exhaustive relu" in \
         sweep_table.reports_block(tmp_path)
     (folder / "report.md").write_text("# Exhaustive float32 sweep: `relu`\n\n- figures\n")

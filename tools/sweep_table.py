@@ -28,7 +28,7 @@ from pathlib import Path
 from tools import exhaustive
 from tools.registry import by_family
 
-__all__ = ["rows", "status", "status_block", "reports_block", "write_table", "main"]
+__all__ = ["rows", "status", "status_block", "reports_block", "throughput_block", "write_table", "main"]
 
 N_CHUNKS = 256
 _REPO = Path(__file__).resolve().parent.parent
@@ -124,6 +124,7 @@ def status(out: Path, impl: str = "impl.functional", states: dict | None = None)
 
 STATUS_MARKERS = ("<!-- sweep-status:begin -->", "<!-- sweep-status:end -->")
 REPORTS_MARKERS = ("<!-- sweep-reports:begin -->", "<!-- sweep-reports:end -->")
+THROUGHPUT_MARKERS = ("<!-- sweep-throughput:begin -->", "<!-- sweep-throughput:end -->")
 _STATUS_WORDS = {"swept": "Swept in full, records of the current configuration",
                  "started": "Started, records kept, resumable (`--out sweeps`)",
                  "stale": "Records of another configuration only (`--recompute-stale` sweeps them again)",
@@ -152,6 +153,22 @@ def reports_block(out: Path, impl: str = "impl.functional", states: dict | None 
     return "\n\n".join(parts)
 
 
+def throughput_block(out: Path, impl: str = "impl.functional", states: dict | None = None) -> str:
+    """Every complete, timed sweep's worker CPU time, inputs per CPU second, that time over two
+    workers (a sweep on two idle cores) and the wall time of the run that finished it, cheapest
+    first."""
+    timed = [(c, rep) for c, (rep, *_) in (states or _states(out, impl)).items()
+             if rep is not None and rep.get("n_cpu_timed_chunks") and rep.get("chunk_cpu_seconds", 0) > 0]
+    timed.sort(key=lambda cr: cr[1]["chunk_cpu_seconds"])
+    lines = ["| case | worker CPU time (s) | inputs per CPU second | two workers, from CPU time (min) | "
+             "wall of the run that finished it (min) |", "|---|---:|---:|---:|---:|"]
+    for c, rep in timed:
+        cpu = rep["chunk_cpu_seconds"]
+        lines.append(f"| {c} | {cpu:.0f} | {(N_CHUNKS << 24) / cpu / 1e6:.1f}e+06 | {cpu / 2 / 60:.1f} | "
+                     f"{rep['seconds'] / 60:.1f} |")
+    return "\n".join(lines)
+
+
 def _between(lines: list, markers: tuple, body: str, path: Path) -> list:
     try:
         a, b = lines.index(markers[0]), lines.index(markers[1])
@@ -164,9 +181,10 @@ def _between(lines: list, markers: tuple, body: str, path: Path) -> list:
 
 def write_table(path: Path, out: Path, impl: str = "impl.functional") -> None:
     """Replace the table that starts with ``HEADER``'s first line in the Markdown file ``path``
-    (through its last ``|`` line) by the current one, and the text between the status and the
-    reports markers (``STATUS_MARKERS``, ``REPORTS_MARKERS``, where the page has them) by
-    ``status_block`` and ``reports_block``, atomically; a file without the table is an error."""
+    (through its last ``|`` line) by the current one, and the text between the status, reports
+    and throughput markers (``STATUS_MARKERS``, ``REPORTS_MARKERS``, ``THROUGHPUT_MARKERS``, where
+    the page has them) by ``status_block``, ``reports_block`` and ``throughput_block``, atomically;
+    a file without the table is an error."""
     lines = path.read_text().split("\n")
     first = HEADER.split("\n")[0]
     try:
@@ -181,6 +199,7 @@ def write_table(path: Path, out: Path, impl: str = "impl.functional") -> None:
     lines[start:end] = HEADER.split("\n") + rows(out, impl, states)
     lines = _between(lines, STATUS_MARKERS, status_block(out, impl, states), path)
     lines = _between(lines, REPORTS_MARKERS, reports_block(out, impl, states), path)
+    lines = _between(lines, THROUGHPUT_MARKERS, throughput_block(out, impl, states), path)
     exhaustive._write_atomic(path, "\n".join(lines))
 
 
