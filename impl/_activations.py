@@ -196,7 +196,10 @@ def _two_product_narrow(t, c: float):
     hi = a + b
     bb = hi - a
     lo = (a - (hi - bb)) + (b - bb)
-    return hi, lo
+    # t = ±inf: a + b is inf - inf (NaN) when c_hi and c_lo differ in sign (negative slopes) and
+    # b = inf * 0 when c_lo = 0 (short slopes such as 0.5); the product is t * c, lo 0
+    inf = jnp.isinf(t)
+    return jnp.where(inf, t * c, hi), jnp.where(inf, 0.0, lo)
 
 
 def _round_to_odd_f64(hi, lo):
@@ -532,17 +535,65 @@ _RELU = _chain(lambda t: jnp.where(t > 0, t, 0.0),
 _RELU6 = _chain(lambda t: jnp.where(t > 0, jnp.minimum(t, 6.0), 0.0),
                 lambda t: jnp.where((t > 0) & (t < 6), 1.0, 0.0), _zero,
                 native=(_relu6_native, _relu6_d1_native))
-def _leaky_f(t, s, narrow_input):
+def _leaky_f(t, s, mode):
     # select on the sign bit: a comparison would see a subnormal input as 0 on
     # devices that treat subnormal inputs as zero, and pass it through unscaled
     neg = jnp.signbit(t)
-    if narrow_input:
-        hi, lo = _two_product_narrow(t, s)
-        return jnp.where(neg, _round_to_odd_f64(hi, lo), t)
-    return jnp.where(neg, t * s, t)  # float64 input: one rounding of the product
+    if mode == "float64":
+        return jnp.where(neg, t * s, t)  # float64 input: one rounding of the product
+    exact = lambda t: _round_to_odd_f64(*_two_product_narrow(t, s))
+    if mode == "float32-cpu":
+        # see _rounds_once_on_cpu: the same bits as ``exact`` where XLA flushes float32
+        # subnormal results, at a third of its cost
+        product = lax.platform_dependent(t, cpu=lambda t: t * s, default=exact)
+    else:
+        product = exact(t)
+    return jnp.where(neg, product, t)
 
 
-def _leaky_d1_native(x, s, narrow_input):
+@functools.lru_cache(maxsize=None)
+def _rounds_once_on_cpu(s: float) -> bool:
+    r"""Whether ``float32(float64(x) * s)`` is ``leaky_relu``'s correctly rounded product for
+    every float32 ``x`` on a device that flushes float32 subnormal results to zero (XLA's CPU
+    backend), proved at trace time for this slope.
+
+    The float64 product ``p = fl64(x s)`` is the exact ``x s`` within half an ulp of float64;
+    rounding ``p`` to float32 can differ from rounding ``x s`` once only when ``p`` is itself a
+    float32 midpoint and ``x s`` is not exact (a midpoint has 25 significant bits, so every
+    other float64 value has the same float32 neighbours on the same side as ``x s``).  Scaling
+    ``x`` by a power of two scales ``p`` exactly, so for results in float32's normal range this
+    depends only on the significand ``m`` of ``x`` (odd ``m`` below ``2**24`` cover every
+    float32, even or subnormal): with ``p = m s = a + b`` split exactly (``s = hi + lo`` on 26
+    and 27 bits, both partial products exact), ``p`` is a midpoint when its lowest set bit is 24
+    places below its leading bit, and inexact when the Fast2Sum error ``b - (p - a)`` is not 0.
+    Results below ``2**-126`` are flushed to ±0 by such a device on either path; the one
+    subnormal value that rounds up to a normal one, ``(2**24 - 1) 2**-150`` (scaled), is
+    checked too.  2**23 significands, about 0.3 s once per slope: 0.01, 0.02, 0.1, 0.2, 0.3 and
+    most slopes pass; 0.33 does not (81344 significands) and keeps the exact path."""
+    s = abs(s)
+    if s == 0.0:
+        return True
+    if not 2.0 ** -64 <= s <= 2.0 ** 64:
+        return False
+    hi, lo = _split26(s)
+    chunk = 1 << 21
+    for start in range(1, 1 << 24, 2 * chunk):
+        m = np.arange(start, min(start + 2 * chunk, 1 << 24), 2, dtype=np.float64)
+        a, b = m * hi, m * lo
+        p = a + b
+        inexact = (b - (p - a)) != 0
+        bits = p.view(np.uint64)
+        lead = (bits >> np.uint64(52)).astype(np.int64) - 1023
+        sig = (bits & np.uint64((1 << 52) - 1)) | np.uint64(1 << 52)
+        lowest = lead - 52 + np.log2((sig & (~sig + np.uint64(1))).astype(np.float64)).astype(np.int64)
+        midpoint = lowest == lead - 24
+        round_up_to_normal = (lowest == lead - 23) & ((sig >> np.uint64(29)) == np.uint64((1 << 24) - 1))
+        if np.any(inexact & (midpoint | round_up_to_normal)):
+            return False
+    return True
+
+
+def _leaky_d1_native(x, s, mode):
     """leaky_relu' in the input dtype: 1 for x > 0 (positive subnormals and +inf included, read
     from the bit pattern), else ``negative_slope`` correctly rounded to the dtype (computed once,
     at trace time, by the float64 path), NaN for NaN: no conversion, no table."""
@@ -803,7 +854,13 @@ def leaky_relu(x, negative_slope=0.01):
     """
     s = _leaky_relu_params(negative_slope)["negative_slope"]
     x = as_float_array(x)
-    return _LEAKY(x, (s, x.dtype != jnp.float64))
+    if x.dtype == jnp.float64:
+        mode = "float64"
+    elif x.dtype == jnp.float32 and _rounds_once_on_cpu(s):
+        mode = "float32-cpu"
+    else:
+        mode = "exact"
+    return _LEAKY(x, (s, mode))
 
 
 @functools.partial(jax.jit, static_argnames=("alpha",))
