@@ -216,7 +216,7 @@ def _wide(x):
     return x.astype(jnp.float64)
 
 
-def _moments(x, axes, axis_name=None):
+def _moments(x, axes, axis_name=None, copy=0):
     """Corrected two-pass statistics of ``x`` over ``axes`` (keepdims), in float64.
 
     Returns ``(m0, c, var, n)``: the shift ``m0``, the correction ``c`` (so the
@@ -236,12 +236,17 @@ def _moments(x, axes, axis_name=None):
 
     Each statistic is a separate single-output sum of an expression of the
     input, recomputed from ``_fresh`` copies, so that no full-size float64
-    intermediate is written.
+    intermediate is written.  ``copy = j`` scales the float32 pass by
+    ``2**-(k + j)`` instead (the same ``m0`` unless terms underflow; any shift
+    would do): a second computation
+    of the statistics (a derivative's) then shares no constant with the first,
+    which XLA would broadcast to full size and write out for both (16 MiB at
+    2**22 elements).
     """
     n = math.prod(x.shape[a] for a in axes)
     total = functools.partial(jnp.sum, axis=axes, keepdims=True)
     if x.dtype != jnp.float64 and axis_name is None:
-        k = max(n - 1, 1).bit_length()
+        k = max(n - 1, 1).bit_length() + copy
         s0 = total(x.astype(jnp.float32) * jnp.float32(2.0 ** -k))
         m0 = (s0 * jnp.float32(2.0 ** k / n)).astype(jnp.float64)  # a float32 value: x - m0 is exact
     else:
@@ -445,7 +450,8 @@ def _softmax_op(x, axis, log):
 # a float64 p of at most this many bytes is stored between the derivative's two passes (it stays
 # in cache: measured faster at 2**18 elements, 1.9x against 3.0x jax.nn); a larger one is
 # recomputed by each pass (at 2**22 elements 2.7x against 5.4x: its page faults cost more
-# than a second exp per element)
+# than a second exp per element).  The normalizations' derivatives use the same size to choose
+# between sharing the value's statistics and computing their own (_normalize_op_jvp)
 _SMALL_P_BYTES = 1 << 23
 
 
@@ -682,11 +688,11 @@ def _normalize(x, axes, w, b, eps, op, reshape=None):
     return op(x, (w, b), axes, eps, reshape)
 
 
-def _norm_stats(x, axes, eps, reshape):
+def _norm_stats(x, axes, eps, reshape, copy=0):
     """``(xx, m0, c, var, r)``: ``x`` as reshaped, the shift, the correction, the biased variance
     and ``1/sqrt(var + eps)`` (float64, keepdims; eps > 0)."""
     xx = x if reshape is None else x.reshape(reshape)
-    m0, c, var, _ = _moments(xx, axes)
+    m0, c, var, _ = _moments(xx, axes, copy=copy)
     return xx, m0, c, var, 1.0 / jnp.sqrt(var + eps)
 
 
@@ -717,14 +723,23 @@ _normalize_op = jax.custom_jvp(_normalize_value, nondiff_argnums=(2, 3, 4))
 @_normalize_op.defjvp
 def _normalize_op_jvp(axes, eps, reshape, primals, tangents):
     """The textbook derivative (``_centred_tangent``), ``r = 1/sqrt(var + eps)``, evaluated in
-    float64 from the statistics of the value (computed once for both), so neither the forward
-    nor the backward pass writes a full-size float64 array, and rounded once to the input's
-    dtype.  Differentiating the float64 forward instead (its two-pass moments, the shift and
-    the correction) cost 3-10x the value."""
+    float64 from the statistics, so neither the forward nor the backward pass writes a
+    full-size float64 array, and rounded once to the input's dtype.  Differentiating the
+    float64 forward instead (its two-pass moments, the shift and the correction) cost 3-10x
+    the value.
+
+    Above ``_SMALL_P_BYTES`` of float64 the derivative computes its own statistics from a
+    fresh copy of ``x`` (the same values): statistics shared with the value made XLA split the
+    value's YNNPACK fusion in a program that needs both (a training step) and write float64
+    ``x`` out (32 MiB at 2**22 elements, whose page faults cost more than the passes); below
+    it, where that array stays in cache, sharing them is faster."""
     (x, (w, b)), (dx, (dw, db)) = primals, tangents
     with jax.enable_x64(True):
         xx, m0, c, var, r = _norm_stats(x, axes, eps, reshape)
         y = _norm_value(x, xx, m0, c, var, eps, w, b)
+        if x.size * 8 > _SMALL_P_BYTES:
+            xt, = _fresh(x)
+            xx, m0, c, _, r = _norm_stats(xt, axes, eps, reshape, copy=1)
         n = math.prod(xx.shape[a] for a in axes)
         dy, _, _ = _centred_tangent(dx, xx, m0, c, r, axes, n, x.shape, (w, b), (dw, db))
         return y, dy.astype(x.dtype)
@@ -846,6 +861,13 @@ def _rms_op_jvp(axes, eps, primals, tangents):
     (x, w), (dx, dw) = primals, tangents
     with jax.enable_x64(True):
         y, ms = _rms_value(x, w, axes, eps)
+        if x.size * 8 > _SMALL_P_BYTES:
+            # the derivative's own mean square, from a fresh copy (as _normalize_op_jvp): one
+            # shared with the value made XLA split the value's YNNPACK fusion and write float64
+            # x and a broadcast of it (32 MiB each at 2**22 elements) in a training step
+            xm, = _fresh(x)
+            tm = _wide(xm)
+            ms = jnp.mean(tm * tm, axis=axes, keepdims=True)
         r = 1.0 / jnp.sqrt(ms + eps)
         n = math.prod(x.shape[a] for a in axes)
         d = dx.astype(jnp.float64)
