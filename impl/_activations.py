@@ -59,7 +59,7 @@ def _keep_nan(formula):
     return f
 
 
-def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None):
+def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None, own_copy=False):
     """An op from float64 formulas ``[f, f', f'', ...]`` (see module docstring).
 
     Ops with a closed-form derivative take bfloat16/float16 values from a table
@@ -86,7 +86,12 @@ def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None):
     ``f64``, when given, holds ``(formula, hi[, slope])`` for float64 inputs, aligned with
     ``formulas`` like ``fast32``: a double-double formula of ``_act64`` used for ``|t| <= hi``
     (``_act64.guarded``), the float64 formula elsewhere; the tables and the other dtypes never use
-    them."""
+    them.
+    ``own_copy=True``: the JVP evaluates the derivative on its own copy of ``x`` (an
+    optimization barrier), for ops whose value and first derivative share subexpressions
+    that XLA would otherwise compute once and write out in a training step (mish; a scan of
+    every op's training-step temporaries found no other).  Not set elsewhere: it changes the
+    lowered program of the derivative, and with it the exhaustive sweeps' records."""
     fast32 = tuple(fast32) if isinstance(fast32, (tuple, list)) else (fast32,)
     fast32 = fast32 + (None,) * (len(formulas) - len(fast32))
     native = tuple(native) if isinstance(native, (tuple, list)) else (native,)
@@ -126,6 +131,13 @@ def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None):
         if pair is not None and x.dtype == jnp.float32 and native[0] is None:
             y, d = pair(x, params)
             return y, d * dx
+        if own_copy:
+            # the derivative from its own copy of x: XLA would otherwise merge the
+            # subexpressions it shares with the value (mish: exp and two quotients) and write
+            # them out as float64 arrays in a program that needs both (64 MiB at 2**22
+            # elements); the barrier costs nothing at run time
+            xd, _ = lax.optimization_barrier((x, np.int32(0)))
+            return op(x, params), deriv(xd, params) * dx
         return op(x, params), deriv(x, params) * dx
 
     return op
@@ -797,7 +809,7 @@ def _mish_d2(t):
     return jnp.where(jnp.isinf(t) | (ss == 0), -0.0, d)
 
 
-_MISH = _chain(_mish_f, _mish_d1, _mish_d2, fast32=(_mish32, _mish_d1_32),
+_MISH = _chain(_mish_f, _mish_d1, _mish_d2, fast32=(_mish32, _mish_d1_32), own_copy=True,
                f64=((_act64.mish, 800.0, _act64.MISH_SLOPE), (_act64.mish_d1, 800.0), (_act64.mish_d2, 800.0)))
 _SIGMOID = _chain(_sig,
                   _sig_d1,

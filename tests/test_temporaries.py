@@ -1,0 +1,82 @@
+"""Memory: the float64 temporaries XLA's CPU backend allocates for the vetted layers.
+
+The float32 and bfloat16 layers evaluate in float64; an intermediate that XLA decides to write
+out is a float64 array twice the input's size, whose page faults cost more than the arithmetic
+at 2**22 elements and above (docs/performance.md).  ``temp_size_in_bytes`` of the compiled
+program (``jax.jit(...).lower(x).compile().memory_analysis()``) for a 16 MiB float32 input
+(4096 x 1024; NHWC (64, 32, 32, 32) for group_norm and batch_norm), in the forward pass, the
+gradient and the training step (value and VJP in one program).  Every temporary is below
+``SMALL`` but those listed in ``KNOWN``, with their reason; a change that adds one, or grows a
+known one, fails here.  CPU only: buffer assignment is the backend's.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import impl.functional as F
+
+MIB = 1 << 20
+SMALL = 1 * MIB  # row statistics and the like: (4096, 1) float64 is 32 KiB
+ROWS, WIDTH = 4096, 1024
+
+ACTIVATIONS = ["relu", "relu6", "leaky_relu", "elu", "celu", "selu", "gelu", "silu", "sigmoid", "log_sigmoid", "tanh",
+               "softplus", "mish", "softsign", "hard_sigmoid", "hard_swish", "hard_tanh"]
+NORMS = {
+    "softmax": F.softmax,
+    "log_softmax": F.log_softmax,
+    "layer_norm": lambda x: F.layer_norm(x, (WIDTH,)),
+    "rms_norm": lambda x: F.rms_norm(x, (WIDTH,)),
+    "group_norm": lambda x: F.group_norm(x.reshape(64, 32, 32, 64), 4).reshape(x.shape),
+    "batch_norm": lambda x: F.batch_norm(x.reshape(64, 32, 32, 64), None, None, training=True)[0].reshape(x.shape),
+}
+
+# (op, mode) -> (MiB of full-size temporaries allowed, why); SMALL more is always allowed
+KNOWN = {
+    ("gelu", "train"): (32, "value and derivative packed in one 64-bit word, computed by one loop (_computed_once)"),
+    ("softmax", "forward"): (128, "the edge-row branch of lax.cond, allocated, not touched on ordinary rows"),
+    ("softmax", "train"): (128, "the same edge-row branch"),
+    ("log_softmax", "forward"): (128, "the same edge-row branch"),
+    ("log_softmax", "train"): (128, "the same edge-row branch"),
+    ("group_norm", "grad"): (32, "JAX's transposition of the tangent: normalized values and ct r, float64"),
+    ("group_norm", "train"): (64, "the same transposition, and its float64 normalized values"),
+    ("batch_norm", "grad"): (32, "the same transposition"),
+    ("batch_norm", "train"): (64, "the same transposition"),
+}
+
+
+def _program(f, mode):
+    if mode == "forward":
+        return f, 1
+    if mode == "grad":
+        return jax.grad(lambda x: f(x).astype(jnp.float32).sum()), 1
+
+    def train(x, ct):
+        y, vjp = jax.vjp(f, x)
+        return y, vjp(ct)
+    return train, 2
+
+
+def _temp_bytes(f, mode, dtype):
+    fn, nargs = _program(f, mode)
+    x = jax.ShapeDtypeStruct((ROWS, WIDTH), dtype)
+    with jax.default_device(jax.devices("cpu")[0]):
+        return jax.jit(fn).lower(*([x] * nargs)).compile().memory_analysis().temp_size_in_bytes
+
+
+CASES = ([(op, getattr(F, op), dt) for op in ACTIVATIONS for dt in ("float32", "bfloat16")]
+         + [(op, f, "float32") for op, f in NORMS.items()])
+
+
+@pytest.mark.parametrize("mode", ["forward", "grad", "train"])
+@pytest.mark.parametrize("op,f,dtype", CASES, ids=[f"{op}-{dt}" for op, _, dt in CASES])
+def test_float64_temporaries(op, f, dtype, mode):
+    got = _temp_bytes(f, mode, jnp.dtype(dtype))
+    known, why = KNOWN.get((op, mode), (0, "no full-size temporary"))
+    allowed = known + SMALL / MIB  # the known full-size arrays and small ones
+    assert got <= allowed * MIB, (
+        f"{op} {mode} ({dtype}, {ROWS}x{WIDTH}): XLA allocates {got / MIB:.1f} MiB of temporaries, "
+        f"expected at most {allowed} MiB ({why}); find the buffer with "
+        f"jax.jit(...).lower(x).compile().as_text() and docs/performance.md")
