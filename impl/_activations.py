@@ -563,29 +563,55 @@ def _leaky_f(t, s, mode):
     return jnp.where(neg, product, t)
 
 
+def _cpu_device():
+    """The CPU device, or None where JAX runs without its CPU backend (``JAX_PLATFORMS=cuda``)."""
+    try:
+        return jax.devices("cpu")[0]
+    except RuntimeError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_rounds_then_flushes() -> bool:
+    """Whether XLA's CPU backend converts float64 to float32 as the proof of
+    ``_rounds_once_on_cpu`` assumes: round to 24 bits as if the exponent range were unbounded,
+    then flush a result below ``2**-126`` to ±0 (tininess detected after rounding, as on x86).
+    Probed on boundary values, once a process."""
+    cpu = _cpu_device()
+    if cpu is None:
+        return False
+    probe = np.array([2.0 ** -140, -(2.0 ** -140), 2.0 ** -126 * (1 - 2.0 ** -30), 2.0 ** -127 * 1.5], np.float64)
+    expect = np.array([0.0, -0.0, 2.0 ** -126, 0.0], np.float32)
+    with jax.ensure_compile_time_eval(), jax.enable_x64(True):
+        got = np.asarray(jax.jit(lambda v: v.astype(jnp.float32))(jax.device_put(probe, cpu)))
+    return bool(np.array_equal(got.view(np.uint32), expect.view(np.uint32)))
+
+
 @functools.lru_cache(maxsize=None)
 def _rounds_once_on_cpu(s: float) -> bool:
     r"""Whether ``float32(float64(x) * s)`` is ``leaky_relu``'s correctly rounded product for
-    every float32 ``x`` on a device that flushes float32 subnormal results to zero (XLA's CPU
-    backend), proved at trace time for this slope.
+    every float32 ``x`` on XLA's CPU backend, proved at trace time for this slope.
 
-    The float64 product ``p = fl64(x s)`` is the exact ``x s`` within half an ulp of float64;
-    rounding ``p`` to float32 can differ from rounding ``x s`` once only when ``p`` is itself a
-    float32 midpoint and ``x s`` is not exact (a midpoint has 25 significant bits, so every
-    other float64 value has the same float32 neighbours on the same side as ``x s``).  Scaling
-    ``x`` by a power of two scales ``p`` exactly, so for results in float32's normal range this
+    That backend converts float64 to float32 by rounding to 24 bits as if the exponent range
+    were unbounded and then flushing a result below ``2**-126`` to ±0 (tininess after rounding;
+    ``_cpu_rounds_then_flushes`` probes this and the proof is not used otherwise).  The exact
+    path's round-to-odd value and the float64 product ``p = fl64(x s)`` then convert alike
+    unless ``p`` is itself a 25-bit float32 midpoint and ``x s`` is not exact (every other
+    float64 value has the same 24-bit neighbours on the same side as ``x s``; flushing depends
+    on the rounded value only).  Scaling ``x`` by a power of two scales ``p`` exactly, so this
     depends only on the significand ``m`` of ``x`` (odd ``m`` below ``2**24`` cover every
-    float32, even or subnormal): with ``p = m s = a + b`` split exactly (``s = hi + lo`` on 26
-    and 27 bits, both partial products exact), ``p`` is a midpoint when its lowest set bit is 24
-    places below its leading bit, and inexact when the Fast2Sum error ``b - (p - a)`` is not 0.
-    Results below ``2**-126`` are flushed to ±0 by such a device on either path; the one
-    subnormal value that rounds up to a normal one, ``(2**24 - 1) 2**-150`` (scaled), is
-    checked too.  2**23 significands, about 0.3 s once per slope: 0.01, 0.02, 0.1, 0.2, 0.3 and
-    most slopes pass; 0.33 does not (81344 significands) and keeps the exact path."""
+    float32): with ``p = m s = a + b`` split exactly (``s = hi + lo`` on 26 and 27 bits, both
+    partial products exact), ``p`` is a midpoint when its lowest set bit is 24 places below its
+    leading bit, and inexact when the Fast2Sum error ``b - (p - a)`` is not 0.  The overflow
+    threshold ``2**128 - 2**103`` is such a midpoint too.  (A backend that kept subnormal
+    results would need more: ``25 * 2**-148 * 0.01`` rounds to the subnormal midpoint
+    ``2**-150`` in float64.)  2**23 significands, about 0.3 s once per slope: 0.01, 0.02, 0.1,
+    0.2, 0.3 and 1.2 pass; many other slopes do not (0.33: 81344 significands; 8 of 12
+    random three-decimal slopes in (0.001, 0.5)) and keep the exact path."""
     s = abs(s)
     if s == 0.0:
         return True
-    if not 2.0 ** -64 <= s <= 2.0 ** 64:
+    if not 2.0 ** -64 <= s <= 2.0 ** 64 or not _cpu_rounds_then_flushes():
         return False
     hi, lo = _split26(s)
     chunk = 1 << 21
@@ -598,9 +624,7 @@ def _rounds_once_on_cpu(s: float) -> bool:
         lead = (bits >> np.uint64(52)).astype(np.int64) - 1023
         sig = (bits & np.uint64((1 << 52) - 1)) | np.uint64(1 << 52)
         lowest = lead - 52 + np.log2((sig & (~sig + np.uint64(1))).astype(np.float64)).astype(np.int64)
-        midpoint = lowest == lead - 24
-        round_up_to_normal = (lowest == lead - 23) & ((sig >> np.uint64(29)) == np.uint64((1 << 24) - 1))
-        if np.any(inexact & (midpoint | round_up_to_normal)):
+        if np.any(inexact & (lowest == lead - 24)):
             return False
     return True
 
@@ -630,7 +654,8 @@ def _leaky_bf16_float32(x, s):
     k = max(0, math.floor(-math.log2(abs(s))) - 1) if s != 0 else 0
     h, l, back = (np.float32(math.ldexp(hi, k)), np.float32(math.ldexp(s - hi, k)), np.float32(2.0 ** -k))
     x32 = x.astype(jnp.float32)
-    p = (x32 * h + x32 * l).astype(jnp.bfloat16).astype(jnp.float32) * back
+    p = x32 * h if l == 0 else x32 * h + x32 * l  # l = 0 (slopes such as 0.5): no inf * 0
+    p = p.astype(jnp.bfloat16).astype(jnp.float32) * back
     return jnp.where(jnp.signbit(x), p.astype(jnp.bfloat16), x)
 
 
@@ -640,9 +665,11 @@ def _bf16_product_on_cpu(s: float) -> bool:
     every bfloat16 input (the positive subnormals aside, which it returns unchanged, as the
     exact value is, where the float64 path reads them as 0): an exhaustive proof, both
     evaluated on all 65536 patterns on the CPU at trace time (about 0.2 s, once per slope).
-    0.001, 0.01, 0.02, 0.05, 0.1, 0.2 and 0.3 pass; 0.33, 0.5 (``-inf * 0`` in the
-    split) and negative slopes do not, and keep the table."""
-    cpu = jax.devices("cpu")[0]
+    0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3 and 0.5 pass; 0.33 and negative slopes do not, and
+    keep the table; so does a process without the CPU backend."""
+    cpu = _cpu_device()
+    if cpu is None:
+        return False
     with jax.ensure_compile_time_eval():
         every = jax.device_put(lax.bitcast_convert_type(jnp.arange(65536, dtype=jnp.uint16), jnp.bfloat16), cpu)
         exact = jax.jit(lambda x: in_float64(lambda t: _leaky_f(t, s, "exact"), x))(every)
@@ -914,8 +941,8 @@ def leaky_relu(x, negative_slope=0.01):
 
     On XLA's CPU backend float32 and bfloat16 inputs take cheaper programs (two roundings)
     for the slopes where a trace-time proof shows they give the correctly rounded product
-    on every input (``_rounds_once_on_cpu``, ``_bf16_product_on_cpu``): 0.01, 0.1, 0.2 and
-    most slopes; the others, and other backends, round an exact TwoProduct once.
+    on every input (``_rounds_once_on_cpu``, ``_bf16_product_on_cpu``): 0.01, 0.1, 0.2, 0.3
+    and others; the rest, and other backends, round an exact TwoProduct once.
     """
     s = _leaky_relu_params(negative_slope)["negative_slope"]
     x = as_float_array(x)

@@ -729,7 +729,8 @@ def _normalize_op_jvp(axes, eps, reshape, primals, tangents):
     the value.
 
     Above ``_SMALL_P_BYTES`` of float64 the derivative computes its own statistics from a
-    fresh copy of ``x`` (the same values): statistics shared with the value made XLA split the
+    fresh copy of ``x`` (the same formulas; the same bits on the inputs tested, though the
+    sums run in another fusion): statistics shared with the value made XLA split the
     value's YNNPACK fusion in a program that needs both (a training step) and write float64
     ``x`` out (32 MiB at 2**22 elements, whose page faults cost more than the passes); below
     it, where that array stays in cache, sharing them is faster."""
