@@ -192,10 +192,10 @@ def _pair_op(pair32, deriv):
     return pair
 
 
-def _split26(c: float):
-    """``c = hi + lo`` with ``hi`` on 26 significant bits (a Python-side Veltkamp split)."""
+def _split(c: float, bits: int = 26):
+    """``c = hi + lo`` with ``hi`` on ``bits`` significant bits (a Python-side Veltkamp split)."""
     m, e = math.frexp(c)
-    hi = math.ldexp(math.floor(math.ldexp(m, 26)), e - 26)
+    hi = math.ldexp(math.floor(math.ldexp(m, bits)), e - bits)
     return hi, c - hi
 
 
@@ -203,7 +203,7 @@ def _two_product_narrow(t, c: float):
     """``t * c = hi + lo`` exactly, for ``t`` with at most 24 significant bits (a float32,
     bfloat16 or float16 value in float64): both partial products are exact in
     float64 and TwoSum adds them without error."""
-    c_hi, c_lo = _split26(c)
+    c_hi, c_lo = _split(c)
     a, b = t * c_hi, t * c_lo
     hi = a + b
     bb = hi - a
@@ -613,7 +613,7 @@ def _rounds_once_on_cpu(s: float) -> bool:
         return True
     if not 2.0 ** -64 <= s <= 2.0 ** 64 or not _cpu_rounds_then_flushes():
         return False
-    hi, lo = _split26(s)
+    hi, lo = _split(s)
     chunk = 1 << 21
     for start in range(1, 1 << 24, 2 * chunk):
         m = np.arange(start, min(start + 2 * chunk, 1 << 24), 2, dtype=np.float64)
@@ -649,10 +649,9 @@ def _leaky_bf16_float32(x, s):
     smallest normal stay normal in float32), rounded to bfloat16 and scaled back.  Not
     correct for every slope (two roundings); ``_bf16_product_on_cpu`` decides where it is
     used."""
-    m, e = math.frexp(s)
-    hi = math.ldexp(math.floor(math.ldexp(m, 16)), e - 16)
+    hi, lo = _split(s, 16)
     k = max(0, math.floor(-math.log2(abs(s))) - 1) if s != 0 else 0
-    h, l, back = (np.float32(math.ldexp(hi, k)), np.float32(math.ldexp(s - hi, k)), np.float32(2.0 ** -k))
+    h, l, back = (np.float32(math.ldexp(hi, k)), np.float32(math.ldexp(lo, k)), np.float32(2.0 ** -k))
     x32 = x.astype(jnp.float32)
     p = x32 * h if l == 0 else x32 * h + x32 * l  # l = 0 (slopes such as 0.5): no inf * 0
     p = p.astype(jnp.bfloat16).astype(jnp.float32) * back

@@ -455,6 +455,11 @@ def _softmax_op(x, axis, log):
 _SMALL_P_BYTES = 1 << 23
 
 
+def _float64_copy_fits(x) -> bool:
+    """Whether a float64 array of ``x``'s size is at most ``_SMALL_P_BYTES`` (stays in cache)."""
+    return x.size * 8 <= _SMALL_P_BYTES
+
+
 @_softmax_op.defjvp
 def _softmax_op_jvp(axis, log, primals, tangents):
     """``d softmax = p (dx - <p, dx>)``, ``d log_softmax = dx - <p, dx>``, in float64; rows
@@ -472,7 +477,7 @@ def _softmax_op_jvp(axis, log, primals, tangents):
     y = _softmax_op(x, axis, log)
     with jax.enable_x64(True):
         d = dx.astype(jnp.float64)
-        if x.dtype == jnp.float64 or x.size * 8 <= _SMALL_P_BYTES:
+        if x.dtype == jnp.float64 or _float64_copy_fits(x):
             t = x.astype(jnp.float64)
             p = _softmax_value(x, axis, False, jnp.float64)
             keep = jnp.where(jnp.isinf(jnp.max(t, axis=axis, keepdims=True)), 0.0, 1.0)
@@ -738,7 +743,7 @@ def _normalize_op_jvp(axes, eps, reshape, primals, tangents):
     with jax.enable_x64(True):
         xx, m0, c, var, r = _norm_stats(x, axes, eps, reshape)
         y = _norm_value(x, xx, m0, c, var, eps, w, b)
-        if x.size * 8 > _SMALL_P_BYTES:
+        if not _float64_copy_fits(x):
             xt, = _fresh(x)
             xx, m0, c, _, r = _norm_stats(xt, axes, eps, reshape, copy=1)
         n = math.prod(xx.shape[a] for a in axes)
@@ -862,7 +867,7 @@ def _rms_op_jvp(axes, eps, primals, tangents):
     (x, w), (dx, dw) = primals, tangents
     with jax.enable_x64(True):
         y, ms = _rms_value(x, w, axes, eps)
-        if x.size * 8 > _SMALL_P_BYTES:
+        if not _float64_copy_fits(x):
             # the derivative's own mean square, from a fresh copy (as _normalize_op_jvp): one
             # shared with the value made XLA split the value's YNNPACK fusion and write float64
             # x and a broadcast of it (32 MiB each at 2**22 elements) in a training step

@@ -17,6 +17,8 @@ import pytest
 
 import impl.functional as F
 from impl._activations import _rounds_once_on_cpu
+from reference import FORMATS
+from reference._convert import round_fraction
 
 from .helpers import x64_for
 
@@ -27,16 +29,8 @@ WINDOWS = [np.arange(12710001, 12710001 + 4000, 2),
 
 
 def _rn32(q: Fraction) -> np.float32:
-    """The float32 nearest to ``q`` (ties to even), by exact comparison with its neighbours;
-    ±inf from the overflow threshold ``2**128 - 2**103`` (a tie, which rounds to even: inf) up."""
-    if abs(q) >= Fraction(2**128 - 2**103):
-        return np.float32(np.inf if q > 0 else -np.inf)
-    y = np.float32(float(q))
-    cands = [np.nextafter(y, np.float32(-np.inf)), y, np.nextafter(y, np.float32(np.inf))]
-    dist = [abs(Fraction(float(c)) - q) for c in cands]
-    best = min(dist)
-    ties = [c for c, d in zip(cands, dist) if d == best]
-    return min(ties, key=lambda c: int(np.array(c).view(np.uint32)) & 1)
+    """``q`` correctly rounded to float32 (the reference's exact rational rounding)."""
+    return np.float32(round_fraction(q, FORMATS["float32"])[0])
 
 
 def _double_rounding_witnesses(s: float):
@@ -141,12 +135,8 @@ def test_leaky_relu_at_minus_infinity_is_the_limit(dtype, slope):
 # ---- bfloat16: a float32 formula proved on all 65536 inputs at trace time ----------------
 
 def _rn_bf16(q: Fraction) -> float:
-    """The bfloat16 nearest to ``q`` (ties to even), by exact comparison with its neighbours."""
-    bits = int(np.array(float(q), np.float32).view(np.uint32)) >> 16
-    cands = [b for b in (bits - 1, bits, bits + 1, bits + 2) if 0 <= b < 1 << 16]
-    vals = [float(np.array(b << 16, np.uint32).view(np.float32)) for b in cands]
-    pairs = [(abs(Fraction(v) - q), b & 1, v) for b, v in zip(cands, vals) if np.isfinite(v)]
-    return min(pairs)[2]
+    """``q`` correctly rounded to bfloat16 (the reference's exact rational rounding)."""
+    return round_fraction(q, FORMATS["bfloat16"])[0]
 
 
 @pytest.mark.parametrize("slope", [0.33, -0.01])
