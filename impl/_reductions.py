@@ -460,6 +460,37 @@ def _float64_copy_fits(x) -> bool:
     return x.size * 8 <= _SMALL_P_BYTES
 
 
+def _softmax_tangent(x, p, d, axis, log):
+    """``d softmax = p (d - <p, d>)`` (``d log_softmax = d - <p, d>``) in float64 from the float64
+    ``p`` and tangent ``d``; 0 on the rows whose value is a limit (a ``+-inf`` maximum)."""
+    keep = jnp.where(jnp.isinf(jnp.max(x.astype(jnp.float64), axis=axis, keepdims=True)), 0.0, 1.0)
+    dot = jnp.sum(p * d, axis=axis, keepdims=True)
+    return (d - dot) * keep if log else p * ((d - dot) * keep)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _softmax_pair(x, axis):
+    """``(softmax(x), p)``: the value in ``x``'s dtype and ``p``, the same softmax in float64,
+    from one evaluation; the value is ``p`` rounded (``narrow``), which is what
+    ``_softmax_value`` returns for ``x``'s dtype (the same formula and the same rounding).  For
+    a training step of softmax whose float64 ``p`` is stored (``_softmax_op_jvp``): computing
+    the value apart cost a second softmax (measured: 2**18 elements float32 1.2-1.55 ms
+    against 1.0 ms, bfloat16 1.9 against 1.1).  Its own derivative keeps the higher ones in
+    closed form: the tangent of ``p`` is ``_softmax_tangent``."""
+    with jax.enable_x64(True):
+        p = _softmax_value(x, axis, False, jnp.float64)
+        return narrow(p, x.dtype), p
+
+
+@_softmax_pair.defjvp
+def _softmax_pair_jvp(axis, primals, tangents):
+    (x, ), (dx, ) = primals, tangents
+    y, p = _softmax_pair(x, axis)
+    with jax.enable_x64(True):
+        dp = _softmax_tangent(x, p, dx.astype(jnp.float64), axis, False)
+        return (y, p), (dp.astype(x.dtype), dp)
+
+
 @_softmax_op.defjvp
 def _softmax_op_jvp(axis, log, primals, tangents):
     """``d softmax = p (dx - <p, dx>)``, ``d log_softmax = dx - <p, dx>``, in float64; rows
@@ -474,16 +505,17 @@ def _softmax_op_jvp(axis, log, primals, tangents):
     ``min`` keeps their ``p`` finite, or NaN on NaN rows).  A float64 ``p`` array written
     between the passes cost more than the whole value."""
     (x, ), (dx, ) = primals, tangents
-    y = _softmax_op(x, axis, log)
+    small = x.dtype == jnp.float64 or _float64_copy_fits(x)
+    if small and not log:
+        y, p = _softmax_pair(x, axis)  # the value from the stored p
+    else:
+        y = _softmax_op(x, axis, log)
     with jax.enable_x64(True):
         d = dx.astype(jnp.float64)
-        if x.dtype == jnp.float64 or _float64_copy_fits(x):
-            t = x.astype(jnp.float64)
-            p = _softmax_value(x, axis, False, jnp.float64)
-            keep = jnp.where(jnp.isinf(jnp.max(t, axis=axis, keepdims=True)), 0.0, 1.0)
-            dot = jnp.sum(p * d, axis=axis, keepdims=True)
-            dy = (d - dot) * keep if log else p * ((d - dot) * keep)
-            return y, dy.astype(x.dtype)
+        if small:
+            if log:
+                p = _softmax_value(x, axis, False, jnp.float64)
+            return y, _softmax_tangent(x, p, d, axis, log).astype(x.dtype)
         M = jnp.max(x, axis=axis, keepdims=True).astype(jnp.float64)
         fin = jnp.isfinite(M)
         M = jnp.where(fin, M, 0.0)

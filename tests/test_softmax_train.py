@@ -1,0 +1,77 @@
+"""softmax in a training step: the value that ``jax.vjp`` returns is the forward value, bit for
+bit, and the higher derivatives stay closed forms.
+
+Below ``_SMALL_P_BYTES`` of float64 the derivative stores ``p``, the softmax in float64, and
+softmax's value in that step is ``p`` rounded (``_softmax_pair``) instead of a second
+evaluation; above it the value is evaluated apart.  Both must give the bits of
+``impl.functional.softmax(x)``, edge rows (``+-inf`` entries, all ``-inf``, NaN) included.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import impl.functional as F
+
+OPS = {"softmax": F.softmax, "log_softmax": F.log_softmax}
+
+
+def _rows(rows, n, seed=0):
+    """float64 logits with an edge row of each kind at the top: a +inf entry, two +inf entries,
+    -inf entries, all -inf, a NaN entry, a tie of the maximum, and far-apart logits."""
+    x = np.random.default_rng(seed).standard_normal((rows, n)) * 4
+    x[0, 1] = np.inf
+    x[1, [0, 3]] = np.inf
+    x[2, ::3] = -np.inf
+    x[3] = -np.inf
+    x[4, 2] = np.nan
+    x[5, [1, 4]] = x[5].max() + 1
+    x[6] = np.linspace(-800, 0, n)
+    return x
+
+
+def _bits(a):
+    a = np.asarray(a)
+    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("shape", [(16, 33), (1025, 1024)], ids=["stored-p", "recomputed-p"])
+def test_training_value_is_the_forward_value(op, dtype, shape):
+    if dtype == "float64" and shape[0] > 16:
+        pytest.skip("float64 inputs always store p")
+    f = OPS[op]
+    with jax.enable_x64(dtype == "float64"):
+        x = jnp.asarray(_rows(*shape), dtype)
+        ct = jnp.asarray(np.random.default_rng(1).standard_normal(shape), dtype)
+        want = jax.jit(f)(x)
+        got, dx = jax.jit(lambda x, c: (lambda y, vjp: (y, vjp(c)[0]))(*jax.vjp(f, x)))(x, ct)
+        bad = np.flatnonzero(_bits(got) != _bits(want))
+        assert bad.size == 0, (
+            f"{op} {dtype} {shape}: jax.vjp's value differs from the forward value at flat indices "
+            f"{bad[:5].tolist()}: got {np.asarray(got).ravel()[bad[:5]].tolist()}, "
+            f"expected {np.asarray(want).ravel()[bad[:5]].tolist()}")
+        assert dx.dtype == x.dtype and dx.shape == x.shape
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_second_and_third_derivatives_in_float64(op):
+    """Hessian and third derivative of ``sum(w * op(x))`` in float64 against ``jax.nn``'s in
+    float64 (autodiff of the textbook formula, an implementation apart).  Both are float64
+    evaluations of the same closed forms; the bound, ``2**-44`` of the largest entry, leaves
+    room for their float64 roundings (a few ``2**-53`` each, summed over rows of 7) and would
+    catch any derivative that is not the closed form (a float32 rounding is ``2**-24``)."""
+    rng = np.random.default_rng(2)
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.standard_normal((3, 7)) * 3)
+        w = jnp.asarray(rng.standard_normal((3, 7)))
+        ours = lambda v: jnp.sum(OPS[op](v) * w)
+        peer = lambda v: jnp.sum(getattr(jax.nn, op)(v) * w)
+        for order, d in ((2, jax.hessian), (3, lambda g: jax.jacfwd(jax.hessian(g)))):
+            got, want = np.asarray(d(ours)(x)), np.asarray(d(peer)(x))
+            err = np.max(np.abs(got - want)) / np.max(np.abs(want))
+            assert err <= 2.0**-44, f"{op}: derivative of order {order} off by {err:.3g} of its largest entry"
