@@ -194,15 +194,22 @@ def _div_n(a, n):
 
 
 def _fresh(*arrays):
-    """The same values as new HLO values, which XLA's common-subexpression pass
-    cannot merge with the originals (``lax.optimization_barrier``).
+    """The same values as new JAX values (``lax.optimization_barrier``), meant to keep
+    XLA's common-subexpression pass from merging an expression recomputed from them with the
+    original.
 
     On XLA's CPU backend a full-size float64 expression used by two fusions
     (say ``x - m0`` feeding both sums of ``_moments``) is written to memory
     once and read twice.  A float64 temporary of 32 MB or more is a fresh
     ``mmap`` at every call, whose page faults cost several times the whole
-    op, so each consumer recomputes the expression from its own copy of the
-    inputs instead (the barrier itself compiles to nothing).
+    op, so each consumer was written to recompute the expression from its own copy.
+
+    On jaxlib 0.10 the barriers are gone from the compiled program (none is left in the
+    optimized HLO), and copies of one expression can be merged again: whether the shared
+    expression is recomputed per consumer or written out is then XLA's fusion decision (one
+    YNNPACK fusion from 4096 rows on, see ``_YNN_MIN_ELEMENTS``).  The programs measured in
+    ``docs/performance.md`` are what they are with this behaviour; the calls are kept because
+    they cost nothing and name which consumers should not share.
     """
     global _FRESH_TAG
     _FRESH_TAG += 1  # a distinct operand, so that two barriers of the same values stay two
@@ -455,20 +462,34 @@ _ROW_BLOCK_ELEMENTS = 1 << 18
 
 def _split_by_rows(x, axis) -> bool:
     """Whether log_softmax's fast path runs over row blocks (``_log_softmax_blocked``): fewer
-    rows than ``_YNN_MIN_ELEMENTS`` and at least 2**20 elements (below, the float64 arrays
-    fit in cache and the loop costs more than it saves: 2.2 against 2.0 ms at 512 rows of 1024)."""
-    return x.size // max(x.shape[axis], 1) < _YNN_MIN_ELEMENTS and x.size >= 4 * _ROW_BLOCK_ELEMENTS
+    rows than ``_YNN_MIN_ELEMENTS``, at least 2**20 elements (below, the float64 arrays fit in
+    cache and the loop costs more than it saves: 2.2 against 2.0 ms at 512 rows of 1024), more
+    than one block, and no explicitly sharded axis (``lax.map`` needs its mapped axis
+    replicated, and a sharded row axis has no reshape rule; meshes of automatic axes are fine)."""
+    n = max(x.shape[axis], 1)
+    rows = x.size // n
+    if not (rows < _YNN_MIN_ELEMENTS and x.size >= 4 * _ROW_BLOCK_ELEMENTS and rows > _rows_per_block(n)):
+        return False
+    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
+    return spec is None or all(s is None for s in spec)
+
+
+def _rows_per_block(n):
+    return max(1, _ROW_BLOCK_ELEMENTS // n)
 
 
 def _log_softmax_blocked(x, axis, log, out_dtype):
     """``_softmax_fast`` over blocks of whole rows of about ``_ROW_BLOCK_ELEMENTS`` elements
-    (``lax.map``), each row computed as in one call: the same values bit for bit.  The rows are
-    ``x`` with ``axis`` moved last; the last block is padded with rows of zeros, dropped after."""
+    (``lax.map``).  The rows are ``x`` with ``axis`` moved last; the last block is padded with
+    rows of zeros, dropped after.  Each row is computed as in one call on the moved array: the
+    same bits as that call.  For an ``axis`` other than the last, a call on ``x`` itself may add
+    the float64 sums in another order (a few float64 ulps), which changes a rounded result only
+    where the float64 value lies that close to a rounding boundary (both are within the bound)."""
     n = x.shape[axis]
     xm = jnp.moveaxis(x, axis, -1)
     rows = xm.reshape(-1, n)
     r = rows.shape[0]
-    per = max(1, _ROW_BLOCK_ELEMENTS // n)
+    per = _rows_per_block(n)
     pad = (-r) % per
     blocks = jnp.pad(rows, ((0, pad), (0, 0))).reshape(-1, per, n)
     y = lax.map(lambda b: _softmax_fast(b, 1, log, out_dtype), blocks).reshape(-1, n)[:r]
@@ -496,7 +517,9 @@ def _float64_copy_fits(x) -> bool:
 def _softmax_tangent(x, p, d, axis, log):
     """``d softmax = p (d - <p, d>)`` (``d log_softmax = d - <p, d>``) in float64 from the float64
     ``p`` and tangent ``d``; 0 on the rows whose value is a limit (a ``+-inf`` maximum)."""
-    keep = jnp.where(jnp.isinf(jnp.max(x.astype(jnp.float64), axis=axis, keepdims=True)), 0.0, 1.0)
+    # locally constant (no derivative): differentiated again, a float64 max of x would meet a
+    # float32 cotangent outside any enable_x64 block
+    keep = jnp.where(jnp.isinf(jnp.max(lax.stop_gradient(x), axis=axis, keepdims=True)), 0.0, 1.0)
     dot = jnp.sum(p * d, axis=axis, keepdims=True)
     return (d - dot) * keep if log else p * ((d - dot) * keep)
 
@@ -543,11 +566,11 @@ def _softmax_op_jvp(axis, log, primals, tangents):
         y, p = _softmax_pair(x, axis)  # the value from the stored p
     else:
         y = _softmax_op(x, axis, log)
+        if small:
+            p = _softmax_pair(x, axis)[1]  # p with a closed-form derivative (higher ones)
     with jax.enable_x64(True):
         d = dx.astype(jnp.float64)
         if small:
-            if log:
-                p = _softmax_value(x, axis, False, jnp.float64)
             return y, _softmax_tangent(x, p, d, axis, log).astype(x.dtype)
         M = jnp.max(x, axis=axis, keepdims=True).astype(jnp.float64)
         fin = jnp.isfinite(M)

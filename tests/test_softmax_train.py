@@ -41,12 +41,16 @@ def _bits(a):
 @pytest.mark.parametrize("op", sorted(OPS))
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 @pytest.mark.parametrize("shape", [(16, 33), (1025, 1024)], ids=["stored-p", "recomputed-p"])
-def test_training_value_is_the_forward_value(op, dtype, shape):
+@pytest.mark.parametrize("rows", ["edge", "finite"])
+def test_training_value_is_the_forward_value(op, dtype, shape, rows):
+    """``edge``: the edge rows send the whole array down the float64 path (``lax.cond``);
+    ``finite``: every row's maximum is finite, the fast path."""
     if dtype == "float64" and shape[0] > 16:
         pytest.skip("float64 inputs always store p")
     f = OPS[op]
     with jax.enable_x64(dtype == "float64"):
-        x = jnp.asarray(_rows(*shape), dtype)
+        xs = _rows(*shape) if rows == "edge" else np.random.default_rng(7).standard_normal(shape) * 4
+        x = jnp.asarray(xs, dtype)
         ct = jnp.asarray(np.random.default_rng(1).standard_normal(shape), dtype)
         want = jax.jit(f)(x)
         got, dx = jax.jit(lambda x, c: (lambda y, vjp: (y, vjp(c)[0]))(*jax.vjp(f, x)))(x, ct)
@@ -75,3 +79,23 @@ def test_second_and_third_derivatives_in_float64(op):
             got, want = np.asarray(d(ours)(x)), np.asarray(d(peer)(x))
             err = np.max(np.abs(got - want)) / np.max(np.abs(want))
             assert err <= 2.0**-44, f"{op}: derivative of order {order} off by {err:.3g} of its largest entry"
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_higher_derivatives_of_float32_with_x64_off(op):
+    """With the x64 flag off (JAX's default), the Hessian and the third derivative of float32
+    ``sum(w * op(x))`` exist (they raised a dtype error before the derivative's row mask stopped
+    differentiating a float64 maximum) and the Hessian is ``jax.nn``'s float64 one rounded once:
+    each entry a float64 evaluation rounded to float32, so within ``2**-23`` of the largest."""
+    rng = np.random.default_rng(8)
+    x = jnp.asarray(rng.standard_normal((3, 7)) * 3, jnp.float32)
+    w = jnp.asarray(rng.standard_normal((3, 7)), jnp.float32)
+    ours = lambda v: jnp.sum(OPS[op](v) * w)
+    got = np.asarray(jax.hessian(ours)(x), np.float64)
+    third = jax.jacfwd(jax.hessian(ours))(x)
+    assert third.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(third)))
+    with jax.enable_x64(True):
+        want = np.asarray(jax.hessian(lambda v: jnp.sum(getattr(jax.nn, op)(v) * w.astype(jnp.float64)))(
+            x.astype(jnp.float64)))
+    err = np.max(np.abs(got - want)) / np.max(np.abs(want))
+    assert err <= 2.0**-23, f"{op}: float32 Hessian off by {err:.3g} of its largest entry"
