@@ -84,3 +84,20 @@ def test_float64_temporaries(op, f, dtype, mode):
         f"{op} {mode} ({dtype}, {ROWS}x{WIDTH}): XLA allocates {got / MIB:.1f} MiB of temporaries, "
         f"expected at most {allowed} MiB ({why}); find the buffer with "
         f"jax.jit(...).lower(x).compile().as_text() and docs/performance.md")
+
+
+# Below 4096 rows XLA's YNNPACK fusions leave the per-row statistics out and the program splits
+# (docs/performance.md); a float64 array shared by two of its parts is then written out.  The
+# forward passes of the row normalizations write none at 1024 rows of 1024 (8 MiB per float64
+# array): rms_norm did, before its sum and output took their own copies of x (_rms_value).
+FEW_ROWS = 1024
+
+
+@pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
+def test_forward_temporaries_below_4096_rows(op):
+    x = jax.ShapeDtypeStruct((FEW_ROWS, WIDTH), jnp.float32)
+    with jax.default_device(jax.devices("cpu")[0]):
+        got = jax.jit(NORMS[op]).lower(x).compile().memory_analysis().temp_size_in_bytes
+    assert got <= SMALL, (
+        f"{op} forward (float32, {FEW_ROWS}x{WIDTH}): XLA allocates {got / MIB:.1f} MiB of temporaries, "
+        f"expected at most {SMALL / MIB} MiB; find the buffer with jax.jit(...).lower(x).compile().as_text()")
