@@ -1,10 +1,12 @@
 """softmax in a training step: the value that ``jax.vjp`` returns is the forward value, bit for
 bit, and the higher derivatives stay closed forms.
 
-Below ``_SMALL_P_BYTES`` of float64 the derivative stores ``p``, the softmax in float64, and
-softmax's value in that step is ``p`` rounded (``_softmax_pair``) instead of a second
-evaluation; above it the value is evaluated apart.  Both must give the bits of
-``impl.functional.softmax(x)``, edge rows (``+-inf`` entries, all ``-inf``, NaN) included.
+Below ``_SMALL_P_BYTES`` of float64 (and, for softmax, at any size below 4096 rows) the
+derivative stores ``p``, the softmax in float64, and softmax's value in that step is ``p``
+rounded (``_softmax_pair``) instead of a second evaluation; otherwise the value is evaluated
+apart and ``p`` recomputed.  The shapes: (16, 33) stores ``p``; (1025, 1024) stores it for
+softmax and recomputes it for log_softmax; (4097, 256) recomputes it.  All must give the bits
+of ``impl.functional.softmax(x)``, edge rows (``+-inf`` entries, all ``-inf``, NaN) included.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def _bits(a):
 
 @pytest.mark.parametrize("op", sorted(OPS))
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
-@pytest.mark.parametrize("shape", [(16, 33), (1025, 1024)], ids=["stored-p", "recomputed-p"])
+@pytest.mark.parametrize("shape", [(16, 33), (1025, 1024), (4097, 256)],
+                         ids=["stored-p", "large-few-rows", "recomputed-p"])
 @pytest.mark.parametrize("rows", ["edge", "finite"])
 def test_training_value_is_the_forward_value(op, dtype, shape, rows):
     """``edge``: the edge rows send the whole array down the float64 path (``lax.cond``);
