@@ -676,7 +676,6 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training
     if rm is None and not training:
         raise ValueError("batch_norm with training=False needs running_mean and running_var; "
                          "pass them, or training=True to use the batch statistics")
-    axes = tuple(range(x.ndim - 1))
     n_local = math.prod(x.shape[:-1])
     _nonempty(x, n_local, "batch_norm")
     if training and n_local == 1 and axis_name is None:
