@@ -65,13 +65,15 @@ midpoint, minus a tiny ``log1p r``, is still rounded once and correctly (a
 
 Derivatives: every op carries a custom JVP evaluated in float64 and rounded
 once to the input's dtype.  The normalizations (``eps > 0``; ``eps = 0`` is
-differentiated through its float64 formula) use the textbook derivative
+differentiated through its float64 formula, with ``x`` widened once so that the gradient is
+rounded once too: ``_one_widening``) use the textbook derivative
 ``r (dx - mean dx - xhat mean(xhat dx)) w + xhat dw + db`` (rms_norm:
 ``r (dx - x r^2 mean(x dx)) w + x r dw``; training batch_norm adds its running
 statistics' tangents) from the value's statistics, with ``xhat`` recomputed by
 each consumer (``_fresh``), so no float64 array is written between the passes;
 softmax and log_softmax use ``p (dx - <p, dx>)`` and ``dx - <p, dx>`` with
-``p`` in float64 (recomputed by each pass above ``_SMALL_P_BYTES``), and
+``p`` in float64 (recomputed by each pass above ``_SMALL_P_BYTES`` from 4096 rows on;
+stored otherwise), and
 derivative 0 on rows whose value is a limit (``+inf`` entries, all ``-inf``);
 a non-finite tangent where ``p = 0`` gives NaN, as plain automatic
 differentiation does.  ``tests/test_reduction_vjps.py`` checks them against
@@ -91,8 +93,10 @@ Edge rows (NaN only from NaN input):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -194,9 +198,10 @@ def _div_n(a, n):
 
 
 def _fresh(*arrays):
-    """The same values as new JAX values (``lax.optimization_barrier``), which keep XLA's
+    """The same values as new JAX values (``lax.optimization_barrier``), meant to keep XLA's
     common-subexpression pass from merging an expression recomputed from them with the
-    original.
+    original (what they achieve on jaxlib 0.10: the last paragraph).  Inside
+    ``_one_widening`` (the ``eps = 0`` formulas) they are the inputs themselves.
 
     On XLA's CPU backend a full-size float64 expression used by two fusions
     (say ``x - m0`` feeding both sums of ``_moments``) is written to memory
@@ -210,16 +215,44 @@ def _fresh(*arrays):
     log_softmax's, below 4096 rows, ended up as one shared array (``_YNN_MIN_ELEMENTS``);
     each use is measured, not assumed.
     """
+    if getattr(_ONE_WIDENING, "on", False):
+        return arrays
     global _FRESH_TAG
     _FRESH_TAG += 1  # a distinct operand, so that two barriers of the same values stay two
     return lax.optimization_barrier(arrays + (np.int32(_FRESH_TAG),))[:-1]
 
 
 _FRESH_TAG = 0
+_ONE_WIDENING = threading.local()
+
+
+@contextlib.contextmanager
+def _one_widening():
+    """Trace the ``eps = 0`` formulas, which JAX differentiates, without ``_fresh`` copies.
+
+    Each copy, and each ``_wide`` of it, widens ``x`` on its own, and the transpose of each
+    widening rounds that path's cotangent to ``x``'s dtype before the paths are added; the
+    normalizations' paths cancel, and the gradient was 8-30 ulps off (thousands with rms_norm's
+    two copies).  Here ``x`` is widened once (``_wide`` shares one
+    conversion per array), the cotangents meet in float64 and are rounded once.  The values
+    are the same."""
+    before = getattr(_ONE_WIDENING, "on", False), getattr(_ONE_WIDENING, "memo", None)
+    _ONE_WIDENING.on, _ONE_WIDENING.memo = True, {}
+    try:
+        yield
+    finally:
+        _ONE_WIDENING.on, _ONE_WIDENING.memo = before
 
 
 def _wide(x):
-    return x.astype(jnp.float64)
+    """``x`` in float64; inside ``_one_widening`` one conversion per array, shared by its uses."""
+    memo = getattr(_ONE_WIDENING, "memo", None)
+    if memo is None:
+        return x.astype(jnp.float64)
+    hit = memo.get(id(x))
+    if hit is None or hit[0] is not x:
+        hit = memo[id(x)] = (x, x.astype(jnp.float64))
+    return hit[1]
 
 
 def _moments(x, axes, axis_name=None, copy=0):
@@ -261,6 +294,10 @@ def _moments(x, axes, axis_name=None, copy=0):
             s1 = lax.psum(s1, axis_name)
             n = lax.psum(n, axis_name)
         m0 = _div_n(s1, n)
+    # the result does not depend on the shift (the correction c absorbs it: d/dm0 of
+    # (x - m0) - mean(x - m0) is 0), so where JAX differentiates this (eps = 0) no cotangent
+    # goes through the float32 pass, whose roundings would reach x's gradient
+    m0 = lax.stop_gradient(m0)
     xa, ma = _fresh(x, m0)
     su = total(_wide(xa) - ma)
     xb, mb = _fresh(x, -m0)  # x + (-m0): the same values, an expression XLA does not merge with x - m0
@@ -452,8 +489,8 @@ def _softmax_value(x, axis, log, out_dtype):
 # XLA's CPU backend hands an instruction to a YNNPACK fusion only when its shape or an operand's
 # has at least 4096 elements; with fewer rows than that, the per-row statistics (log1p of the
 # sum, the float64 conversion of the maximum) stay outside, the program falls apart into several
-# fusions, and log_softmax's shared float64 producers (x - M, |x - M|, a broadcast constant) are
-# written out in full: 10-22 ms at 1024-2048 rows of 1024 float32, against 8 ms for 4096 rows.
+# fusions, and log_softmax's shared float64 producers (x - M, |x - M|, a mask, a broadcast
+# constant: three or four arrays, by shape) are written out in full: 10-22 ms at 1024-2048 rows of 1024 float32, against 8 ms for 4096 rows.
 # Over blocks of 2**18 elements those arrays stay in cache (measured best of 2**16-2**19).
 _YNN_MIN_ELEMENTS = 4096
 _ROW_BLOCK_ELEMENTS = 1 << 18
@@ -553,7 +590,8 @@ def _softmax_op_jvp(axis, log, primals, tangents):
     (NaN rows stay NaN).
 
     For float32, bfloat16 and float16 inputs of more than ``_SMALL_P_BYTES / 8`` elements ``p``
-    is never stored: each of its two consumers
+    is not stored (except softmax's below 4096 rows, see the comment below): each of its two
+    consumers
     (the row sum ``<p, dx>`` and the output) recomputes ``exp(min(x - M, 0)) / S`` from its own
     copy of ``x`` (``_fresh``; ``x - M`` is exact in float64) with the row statistics ``M`` and
     ``1/S`` (``M`` taken as 0 on rows without a finite maximum, whose derivative is 0: the
@@ -688,6 +726,9 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training
         if x.dtype in _NARROW and eps > 0:  # as _normalize: the same values, faster reductions
             y, new_rm, new_rv = op(x.astype(jnp.float32), (rm, rv, w, b), mom, eps, axis_name)
             return y.astype(x.dtype), new_rm, new_rv
+        if eps == 0:
+            with _one_widening():
+                return op(x, (rm, rv, w, b), mom, eps, axis_name)
         return op(x, (rm, rv, w, b), mom, eps, axis_name)
 
     def f(t, rm, rv, w, b):
@@ -781,6 +822,9 @@ def _normalize(x, axes, w, b, eps, op, reshape=None):
         # bfloat16/float16 through float32 either way; XLA's reductions over float32 are much
         # faster than over bfloat16 (layer_norm 19 -> 13 ms on 4096 x 1024)
         return op(x.astype(jnp.float32), (w, b), axes, eps, reshape).astype(x.dtype)
+    if eps == 0:
+        with _one_widening():
+            return op(x, (w, b), axes, eps, reshape)
     return op(x, (w, b), axes, eps, reshape)
 
 
@@ -937,14 +981,21 @@ def _rms_norm(x, normalized_shape, weight, eps):
 def _rms_value(x, w, axes, eps):
     """``(y, ms)``: the value exactly as ``_rms_norm``'s float64 formula rounds it, and the mean square.
 
-    The sum and the output widen ``x`` from their own copies (``_fresh``): one float64 ``x``
-    shared by both was written out below 4096 rows (8 MiB at 1024 rows of 1024; forward 2**18
-    elements 0.63 -> 0.28 ms, 2**21 4.2 -> 1.2 ms, the same bits)."""
-    xa, = _fresh(x)
-    ta = _wide(xa)
-    ms = jnp.mean(ta * ta, axis=axes, keepdims=True)
-    xb, mb = _fresh(x, ms)
-    return _affine(_scale_centred(_wide(xb), mb, eps), _f64(w), None).astype(x.dtype), ms
+    With ``eps > 0`` (the custom derivative) the sum and the output widen ``x`` from their own
+    copies (``_fresh``): one float64 ``x`` shared by both was written out below 4096 rows
+    (8 MiB at 1024 rows of 1024; forward 2**18 elements 0.63 -> 0.28 ms, 2**21 4.2 -> 1.2 ms,
+    the same bits).  With ``eps = 0`` JAX differentiates this formula, and two widenings
+    would round the two paths' cotangents to ``x``'s dtype apart before adding them (they
+    cancel: thousands of ulps); there ``x`` is widened once."""
+    if eps > 0:
+        xa, = _fresh(x)
+        ta = _wide(xa)
+        ms = jnp.mean(ta * ta, axis=axes, keepdims=True)
+        xb, mb = _fresh(x, ms)
+        return _affine(_scale_centred(_wide(xb), mb, eps), _f64(w), None).astype(x.dtype), ms
+    t = _wide(x)
+    ms = jnp.mean(t * t, axis=axes, keepdims=True)
+    return _affine(_scale_centred(t, ms, eps), _f64(w), None).astype(x.dtype), ms
 
 
 def _rms(x, w, axes, eps):

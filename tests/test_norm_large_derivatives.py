@@ -54,3 +54,77 @@ def test_own_statistics_give_the_shared_ones_bits(op, monkeypatch):
     bad = np.flatnonzero(d_own.view(np.uint32) != d_shared.view(np.uint32))
     assert bad.size == 0, (f"{op}: VJP differs between own and shared statistics at {bad.size} elements, "
                            f"e.g. flat index {bad[:3]}: {d_own.ravel()[bad[:3]]} against {d_shared.ravel()[bad[:3]]}")
+
+
+def test_rms_norm_eps0_gradient_rounded_once():
+    """rms_norm with ``eps = 0`` is differentiated by JAX through its float64 formula; ``x`` is
+    widened once there, so the cotangents of the sum and of the output meet in float64 and the
+    VJP is rounded once (two widenings rounded each path's cotangent to float32 before adding:
+    the two cancel, and results were thousands of ulps off).  Checked against the exact VJP
+    ``(c - x mean(c x) / ms) / sqrt(ms)`` at 60 digits: within 0.5 ulp plus the float64
+    evaluation's own error (a few 2**-53 of the cancelling terms, in ulps of the result)."""
+    import mpmath
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((4, 33)).astype(np.float32)
+    c = rng.standard_normal((4, 33)).astype(np.float32)
+    got = np.asarray(jax.vjp(lambda z: F.rms_norm(z, 33, eps=0.0), jnp.asarray(x))[1](jnp.asarray(c))[0])
+    with mpmath.workdps(60):
+        for i in range(4):
+            xs = [mpmath.mpf(float(v)) for v in x[i]]
+            cs = [mpmath.mpf(float(v)) for v in c[i]]
+            ms = sum(v * v for v in xs) / 33
+            k = sum(a * b for a, b in zip(cs, xs)) / 33 / ms
+            for j in range(33):
+                exact = (cs[j] - xs[j] * k) / mpmath.sqrt(ms)
+                terms = (abs(cs[j]) + abs(xs[j] * k)) / mpmath.sqrt(ms)
+                ulp = np.spacing(np.float32(abs(float(exact))))
+                err = abs(float(mpmath.mpf(float(got[i, j])) - exact)) / float(ulp)
+                slack = float(terms) * 2.0**-50 / float(ulp)
+                assert err <= 0.5 + slack, (
+                    f"rms_norm eps=0 VJP at row {i}, column {j}: got {got[i, j]!r}, exact {float(exact)!r}, "
+                    f"{err:.3f} ulp off (allowed {0.5 + slack:.3f})")
+
+
+def _textbook_vjp(x, c, axes):
+    """``(c - mean c - xhat mean(c xhat)) / sigma`` over ``axes`` in float64 (numpy), with the
+    magnitude of its cancelling terms."""
+    x, c = x.astype(np.float64), c.astype(np.float64)
+    mu = x.mean(axis=axes, keepdims=True)
+    sigma = np.sqrt(((x - mu) ** 2).mean(axis=axes, keepdims=True))
+    xhat = (x - mu) / sigma
+    mc, mcx = c.mean(axis=axes, keepdims=True), (c * xhat).mean(axis=axes, keepdims=True)
+    return (c - mc - xhat * mcx) / sigma, (np.abs(c) + np.abs(mc) + np.abs(xhat * mcx)) / sigma
+
+
+@pytest.mark.parametrize("op", ["layer_norm", "group_norm", "batch_norm"])
+def test_eps0_gradients_rounded_once(op):
+    """With ``eps = 0`` JAX differentiates the float64 formula; ``x`` is widened once
+    (``_one_widening``), so the VJP is rounded once: within 0.5 ulp of the textbook VJP plus
+    the float64 evaluations' error (``2**-45`` of the cancelling terms, in ulps of the result).
+    Widened per consumer, the paths' cotangents were rounded apart and cancelled (thousands of
+    ulps)."""
+    rng = np.random.default_rng(12)
+    if op == "layer_norm":
+        x = rng.standard_normal((4, 33)) + 3
+        f, axes = (lambda z: F.layer_norm(z, 33, eps=0.0)), (1,)
+    elif op == "group_norm":
+        x = rng.standard_normal((2, 3, 3, 8)) - 2
+        f, axes = (lambda z: F.group_norm(z, 2, eps=0.0)), None
+    else:
+        x = rng.standard_normal((4, 3, 3, 5)) * 2
+        f, axes = (lambda z: F.batch_norm(z, None, None, training=True, eps=0.0)[0]), (0, 1, 2)
+    x = x.astype(np.float32)
+    c = rng.standard_normal(x.shape).astype(np.float32)
+    got = np.asarray(jax.vjp(f, jnp.asarray(x))[1](jnp.asarray(c))[0]).astype(np.float64)
+    if op == "group_norm":  # groups of 4 channels: (n, h, w, group, 4) normalized over h, w, 4
+        g = x.reshape(2, 3, 3, 2, 4), c.reshape(2, 3, 3, 2, 4)
+        want, terms = (a.reshape(x.shape) for a in _textbook_vjp(*g, (1, 2, 4)))
+    else:
+        want, terms = _textbook_vjp(x, c, axes)
+    ulp = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+    err = np.abs(got - want) / ulp
+    allowed = 0.5 + terms * 2.0**-45 / ulp
+    worst = np.unravel_index(np.argmax(err - allowed), err.shape)
+    assert np.all(err <= allowed), (
+        f"{op} eps=0 VJP at {worst}: got {got[worst]!r}, textbook {want[worst]!r}, "
+        f"{err[worst]:.2f} ulp off (allowed {allowed[worst]:.2f})")
