@@ -201,7 +201,7 @@ def _fresh(*arrays):
     """The same values as new JAX values (``lax.optimization_barrier``), meant to keep XLA's
     common-subexpression pass from merging an expression recomputed from them with the
     original (what they achieve on jaxlib 0.10: the last paragraph).  Inside
-    ``_one_widening`` (the ``eps = 0`` formulas) they are the inputs themselves.
+    ``_one_widening`` (the ``eps = 0`` derivatives) they are the inputs themselves.
 
     On XLA's CPU backend a full-size float64 expression used by two fusions
     (say ``x - m0`` feeding both sums of ``_moments``) is written to memory
@@ -228,7 +228,8 @@ _ONE_WIDENING = threading.local()
 
 @contextlib.contextmanager
 def _one_widening():
-    """Trace the ``eps = 0`` formulas, which JAX differentiates, without ``_fresh`` copies.
+    """Trace the derivatives of the ``eps = 0`` formulas (``_differentiated_once``), which JAX
+    differentiates, without ``_fresh`` copies.
 
     Each copy, and each ``_wide`` of it, widens ``x`` on its own, and the transpose of each
     widening rounds that path's cotangent to ``x``'s dtype before the paths are added; the
@@ -242,6 +243,30 @@ def _one_widening():
         yield
     finally:
         _ONE_WIDENING.on, _ONE_WIDENING.memo = before
+
+
+def _differentiated_once(formula, nondiff_argnums):
+    """``formula`` as a ``custom_jvp`` whose derivative is JAX's derivative of ``formula``
+    itself, traced inside ``_one_widening``: for the ``eps = 0`` normalizations, whose value
+    keeps its ``_fresh`` copies (no float64 array written out) and whose derivatives widen
+    ``x`` once, so that reverse mode rounds the gradient once."""
+    op = jax.custom_jvp(formula, nondiff_argnums=nondiff_argnums)
+    n = len(nondiff_argnums)
+
+    @op.defjvp
+    def _jvp(*args):
+        static, (primals, tangents) = args[:n], args[n:]
+
+        def f(*diff):
+            it_static, it_diff = iter(static), iter(diff)
+            full = [next(it_static) if i in nondiff_argnums else next(it_diff)
+                    for i in range(len(static) + len(diff))]
+            return formula(*full)
+
+        with _one_widening():
+            return jax.jvp(f, primals, tangents)
+
+    return op
 
 
 def _wide(x):
@@ -722,13 +747,10 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training
                          f"use a batch of at least 2, or training=False")
     if training:
         # eps > 0: the custom derivative; eps = 0: JAX differentiates the float64 formula
-        op = _bn_train_op if eps > 0 else _bn_train
+        op = _bn_train_op if eps > 0 else _bn_train_eps0
         if x.dtype in _NARROW and eps > 0:  # as _normalize: the same values, faster reductions
             y, new_rm, new_rv = op(x.astype(jnp.float32), (rm, rv, w, b), mom, eps, axis_name)
             return y.astype(x.dtype), new_rm, new_rv
-        if eps == 0:
-            with _one_widening():
-                return op(x, (rm, rv, w, b), mom, eps, axis_name)
         return op(x, (rm, rv, w, b), mom, eps, axis_name)
 
     def f(t, rm, rv, w, b):
@@ -788,6 +810,7 @@ def _bn_train(x, params, mom, eps, axis_name):
 
 
 _bn_train_op = jax.custom_jvp(_bn_train, nondiff_argnums=(2, 3, 4))
+_bn_train_eps0 = _differentiated_once(_bn_train, (2, 3, 4))
 
 
 @_bn_train_op.defjvp
@@ -816,15 +839,12 @@ def _normalize(x, axes, w, b, eps, op, reshape=None):
     xx = x if reshape is None else x.reshape(reshape)
     _nonempty(x, math.prod(xx.shape[a] for a in axes), op)
     # eps > 0: the custom derivative; eps = 0: JAX differentiates the float64 formula
-    op = _normalize_op if eps > 0 else _normalize_value
+    op = _normalize_op if eps > 0 else _normalize_eps0
     if x.dtype in _NARROW and eps > 0:
         # the same values: a float32 copy of x is exact, and the float64 result reaches
         # bfloat16/float16 through float32 either way; XLA's reductions over float32 are much
         # faster than over bfloat16 (layer_norm 19 -> 13 ms on 4096 x 1024)
         return op(x.astype(jnp.float32), (w, b), axes, eps, reshape).astype(x.dtype)
-    if eps == 0:
-        with _one_widening():
-            return op(x, (w, b), axes, eps, reshape)
     return op(x, (w, b), axes, eps, reshape)
 
 
@@ -858,6 +878,7 @@ def _normalize_value(x, wb, axes, eps, reshape):
 
 
 _normalize_op = jax.custom_jvp(_normalize_value, nondiff_argnums=(2, 3, 4))
+_normalize_eps0 = _differentiated_once(_normalize_value, (2, 3, 4))
 
 
 @_normalize_op.defjvp
@@ -972,7 +993,7 @@ def _rms_norm(x, normalized_shape, weight, eps):
     w = _param(weight, "weight", ns, "normalized_shape")
     axes = tuple(range(x.ndim - k, x.ndim))
 
-    op = _rms_op if eps > 0 else _rms  # eps = 0: JAX differentiates the float64 formula
+    op = _rms_op if eps > 0 else _rms_eps0  # eps = 0: JAX differentiates the float64 formula
     if x.dtype in _NARROW and eps > 0:  # as _normalize: the same values, faster reductions
         return op(x.astype(jnp.float32), w, axes, eps).astype(x.dtype)
     return op(x, w, axes, eps)
@@ -981,21 +1002,16 @@ def _rms_norm(x, normalized_shape, weight, eps):
 def _rms_value(x, w, axes, eps):
     """``(y, ms)``: the value exactly as ``_rms_norm``'s float64 formula rounds it, and the mean square.
 
-    With ``eps > 0`` (the custom derivative) the sum and the output widen ``x`` from their own
-    copies (``_fresh``): one float64 ``x`` shared by both was written out below 4096 rows
-    (8 MiB at 1024 rows of 1024; forward 2**18 elements 0.63 -> 0.28 ms, 2**21 4.2 -> 1.2 ms,
-    the same bits).  With ``eps = 0`` JAX differentiates this formula, and two widenings
-    would round the two paths' cotangents to ``x``'s dtype apart before adding them (they
-    cancel: thousands of ulps); there ``x`` is widened once."""
-    if eps > 0:
-        xa, = _fresh(x)
-        ta = _wide(xa)
-        ms = jnp.mean(ta * ta, axis=axes, keepdims=True)
-        xb, mb = _fresh(x, ms)
-        return _affine(_scale_centred(_wide(xb), mb, eps), _f64(w), None).astype(x.dtype), ms
-    t = _wide(x)
-    ms = jnp.mean(t * t, axis=axes, keepdims=True)
-    return _affine(_scale_centred(t, ms, eps), _f64(w), None).astype(x.dtype), ms
+    The sum and the output widen ``x`` from their own copies (``_fresh``): one float64 ``x``
+    shared by both was written out below 4096 rows (8 MiB at 1024 rows of 1024; forward 2**18
+    elements 0.63 -> 0.28 ms, 2**21 4.2 -> 1.2 ms, the same bits).  Where JAX differentiates
+    this formula (``eps = 0``, ``_rms_eps0``) it is traced in ``_one_widening``: one widening,
+    so the two paths' cotangents, which cancel, meet in float64."""
+    xa, = _fresh(x)
+    ta = _wide(xa)
+    ms = jnp.mean(ta * ta, axis=axes, keepdims=True)
+    xb, mb = _fresh(x, ms)
+    return _affine(_scale_centred(_wide(xb), mb, eps), _f64(w), None).astype(x.dtype), ms
 
 
 def _rms(x, w, axes, eps):
@@ -1005,6 +1021,7 @@ def _rms(x, w, axes, eps):
 
 
 _rms_op = jax.custom_jvp(_rms, nondiff_argnums=(2, 3))
+_rms_eps0 = _differentiated_once(_rms, (2, 3))
 
 
 @_rms_op.defjvp

@@ -96,7 +96,7 @@ def _textbook_vjp(x, c, axes):
     return (c - mc - xhat * mcx) / sigma, (np.abs(c) + np.abs(mc) + np.abs(xhat * mcx)) / sigma
 
 
-@pytest.mark.parametrize("op", ["layer_norm", "group_norm", "batch_norm"])
+@pytest.mark.parametrize("op", ["layer_norm", "group_norm", "instance_norm", "batch_norm"])
 def test_eps0_gradients_rounded_once(op):
     """With ``eps = 0`` JAX differentiates the float64 formula; ``x`` is widened once
     (``_one_widening``), so the VJP is rounded once: within 0.5 ulp of the textbook VJP plus
@@ -110,6 +110,9 @@ def test_eps0_gradients_rounded_once(op):
     elif op == "group_norm":
         x = rng.standard_normal((2, 3, 3, 8)) - 2
         f, axes = (lambda z: F.group_norm(z, 2, eps=0.0)), None
+    elif op == "instance_norm":
+        x = rng.standard_normal((2, 4, 4, 3)) + 5
+        f, axes = (lambda z: F.instance_norm(z, eps=0.0)), (1, 2)
     else:
         x = rng.standard_normal((4, 3, 3, 5)) * 2
         f, axes = (lambda z: F.batch_norm(z, None, None, training=True, eps=0.0)[0]), (0, 1, 2)

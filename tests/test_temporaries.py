@@ -101,3 +101,15 @@ def test_forward_temporaries_below_4096_rows(op):
     assert got <= SMALL, (
         f"{op} forward (float32, {FEW_ROWS}x{WIDTH}): XLA allocates {got / MIB:.1f} MiB of temporaries, "
         f"expected at most {SMALL / MIB} MiB; find the buffer with jax.jit(...).lower(x).compile().as_text()")
+
+
+@pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
+def test_eps0_forward_writes_no_float64_array(op):
+    """With ``eps = 0`` the value keeps its own copies of x (``_fresh``); only its derivatives
+    widen x once (``_differentiated_once``), so the forward pass alone writes no float64 ``x``
+    (64 MiB for layer_norm when the value was traced with one widening too)."""
+    f = (lambda z: F.layer_norm(z, WIDTH, eps=0.0)) if op == "layer_norm" else (lambda z: F.rms_norm(z, WIDTH, eps=0.0))
+    got = _temp_bytes(f, "forward", jnp.dtype("float32"))
+    assert got <= SMALL, (
+        f"{op} eps=0 forward (float32, {ROWS}x{WIDTH}): XLA allocates {got / MIB:.1f} MiB of temporaries, "
+        f"expected at most {SMALL / MIB} MiB")
