@@ -29,9 +29,15 @@ def run_op(fn, x: np.ndarray, dtype_name: str, device, **kwargs) -> np.ndarray:
     return calls.run(fn, None, {"x": x}, kwargs, dtype_name, device)["y"]
 
 
+def bit_patterns(a):
+    """``a`` as unsigned integers of its width: equal patterns, equal bits (signed zeros, NaN payloads)."""
+    a = np.asarray(a)
+    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
+
+
 def _hexbits(v, dtype_name):
     a = np.asarray([v], dtype=NP_DTYPES[dtype_name])
-    return "0x" + a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.itemsize])[0].tobytes()[::-1].hex()
+    return "0x" + bit_patterns(a)[0].tobytes()[::-1].hex()
 
 
 def mismatch_message(title, x, got, rounded, err, codes, stats, budget, dtype_name, reproduce, k=5, frac=None):

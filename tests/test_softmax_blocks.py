@@ -16,10 +16,8 @@ import pytest
 import impl.functional as F
 from impl import _reductions as R
 
+from .helpers import bit_patterns
 
-def _bits(a):
-    a = np.asarray(a)
-    return a.view({2: np.uint16, 4: np.uint32}[a.dtype.itemsize])
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "bfloat16"])
@@ -40,7 +38,7 @@ def test_blocks_give_the_bits_of_one_call(dtype, shape, axis):
             return jnp.moveaxis(R._softmax_fast(jnp.moveaxis(v, ax, -1), v.ndim - 1, True, v.dtype), -1, ax)
 
     want = jax.jit(whole)(x)
-    bad = np.flatnonzero(_bits(got) != _bits(want))
+    bad = np.flatnonzero(bit_patterns(got) != bit_patterns(want))
     assert bad.size == 0, (
         f"log_softmax {dtype} {shape} axis={axis}: blocked result differs at flat indices {bad[:5].tolist()}: "
         f"got {np.asarray(got).ravel()[bad[:5]].tolist()}, expected {np.asarray(want).ravel()[bad[:5]].tolist()}")
@@ -53,7 +51,7 @@ def test_blocked_path_under_vmap_grad_and_jvp():
     f = lambda v: F.log_softmax(v, axis=-1)
     batched = jax.jit(jax.vmap(f))(x)
     single = np.stack([np.asarray(jax.jit(f)(v)) for v in x])
-    assert (_bits(batched) == _bits(single)).all()
+    assert (bit_patterns(batched) == bit_patterns(single)).all()
     w = jnp.asarray(np.random.default_rng(5).standard_normal(x.shape[1:]), jnp.float32)
     g = jax.jit(jax.grad(lambda v: jnp.sum(f(v) * w)))(x[0])
     t = jax.jit(lambda v: jax.jvp(f, (v,), (w,))[1])(x[0])
@@ -82,7 +80,7 @@ def test_explicitly_sharded_rows_keep_the_whole_array_path():
     x = jax.device_put(jnp.asarray(xn), NamedSharding(mesh, P("d")))
     got = np.asarray(jax.jit(F.log_softmax)(x))
     want = np.asarray(jax.jit(F.log_softmax)(jnp.asarray(xn)))
-    assert (_bits(got) == _bits(want)).all()
+    assert (bit_patterns(got) == bit_patterns(want)).all()
     gx = jax.jit(jax.grad(lambda v: jnp.sum(F.log_softmax(v)[:, 0])))(x)
     assert gx.shape == x.shape and bool(jnp.all(jnp.isfinite(gx)))
 

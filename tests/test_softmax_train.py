@@ -18,6 +18,8 @@ import pytest
 
 import impl.functional as F
 
+from .helpers import bit_patterns
+
 OPS = {"softmax": F.softmax, "log_softmax": F.log_softmax}
 
 
@@ -34,10 +36,6 @@ def _rows(rows, n, seed=0):
     x[6] = np.linspace(-800, 0, n)
     return x
 
-
-def _bits(a):
-    a = np.asarray(a)
-    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
 
 
 @pytest.mark.parametrize("op", sorted(OPS))
@@ -57,7 +55,7 @@ def test_training_value_is_the_forward_value(op, dtype, shape, rows):
         ct = jnp.asarray(np.random.default_rng(1).standard_normal(shape), dtype)
         want = jax.jit(f)(x)
         got, dx = jax.jit(lambda x, c: (lambda y, vjp: (y, vjp(c)[0]))(*jax.vjp(f, x)))(x, ct)
-        bad = np.flatnonzero(_bits(got) != _bits(want))
+        bad = np.flatnonzero(bit_patterns(got) != bit_patterns(want))
         assert bad.size == 0, (
             f"{op} {dtype} {shape}: jax.vjp's value differs from the forward value at flat indices "
             f"{bad[:5].tolist()}: got {np.asarray(got).ravel()[bad[:5]].tolist()}, "

@@ -62,9 +62,9 @@ def _program(f, mode):
     return train, 2
 
 
-def _temp_bytes(f, mode, dtype):
+def _temp_bytes(f, mode, dtype, rows=ROWS):
     fn, nargs = _program(f, mode)
-    x = jax.ShapeDtypeStruct((ROWS, WIDTH), dtype)
+    x = jax.ShapeDtypeStruct((rows, WIDTH), dtype)
     with jax.default_device(jax.devices("cpu")[0]):
         return jax.jit(fn).lower(*([x] * nargs)).compile().memory_analysis().temp_size_in_bytes
 
@@ -95,9 +95,7 @@ FEW_ROWS = 1024
 
 @pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
 def test_forward_temporaries_below_4096_rows(op):
-    x = jax.ShapeDtypeStruct((FEW_ROWS, WIDTH), jnp.float32)
-    with jax.default_device(jax.devices("cpu")[0]):
-        got = jax.jit(NORMS[op]).lower(x).compile().memory_analysis().temp_size_in_bytes
+    got = _temp_bytes(NORMS[op], "forward", jnp.dtype("float32"), rows=FEW_ROWS)
     assert got <= SMALL, (
         f"{op} forward (float32, {FEW_ROWS}x{WIDTH}): XLA allocates {got / MIB:.1f} MiB of temporaries, "
         f"expected at most {SMALL / MIB} MiB; find the buffer with jax.jit(...).lower(x).compile().as_text()")
