@@ -253,7 +253,9 @@ def _differentiated_once(formula, nondiff_argnums):
     ``x`` once, so that reverse mode rounds the gradient once.  The non-differentiable
     arguments are the trailing ones (as in every use here)."""
     first = nondiff_argnums[0]
-    assert tuple(nondiff_argnums) == tuple(range(first, first + len(nondiff_argnums)))
+    if tuple(nondiff_argnums) != tuple(range(first, first + len(nondiff_argnums))):
+        raise ValueError(f"_differentiated_once needs the non-differentiable arguments last and "
+                         f"contiguous, got nondiff_argnums={nondiff_argnums}; reorder the formula's arguments")
     op = jax.custom_jvp(formula, nondiff_argnums=nondiff_argnums)
 
     @op.defjvp
