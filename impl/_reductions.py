@@ -212,8 +212,9 @@ def _fresh(*arrays):
     On jaxlib 0.10 the barriers themselves are gone from the optimized HLO, but they still
     shape it: rms_norm's forward pass writes no float64 array with them and 8 MiB without at
     1024 rows of 1024 (``_rms_value``).  Not every arrangement keeps its copies apart:
-    log_softmax's, below 4096 rows, ended up as one shared array (``_YNN_MIN_ELEMENTS``);
-    each use is measured, not assumed.
+    log_softmax's tie count and sum of exponentials, below 4096 rows, shared ``x - M`` until the
+    count was written with expressions and constants of its own (``_tie_count``); each use is
+    measured, not assumed.
     """
     if getattr(_ONE_WIDENING, "on", False):
         return arrays
@@ -469,6 +470,7 @@ def _softmax_fast(x, axis, log, out_dtype):
       non-maxima, so ``L > 0`` exactly when one exists: the largest logit's
       ``-L`` then rounds to ``-0`` (its exact value is negative), and a row
       with one finite entry has ``L = 0`` and gives ``+0`` there.
+    * The ties of the maximum are counted in a pass of their own (``_tie_count``).
     """
     f64 = jnp.float64
     M = jnp.max(x, axis=axis, keepdims=True).astype(f64)
@@ -487,13 +489,34 @@ def _softmax_fast(x, axis, log, out_dtype):
     not_top = jnp.minimum(a * 2.0 ** 200, 1.0)
     rest = jnp.sum(jnp.exp(jnp.maximum(sa, -700.0)) * (not_top * jnp.minimum(2.0 ** 1000 / a, 1.0)),
                    axis=axis, keepdims=True)
-    xc, mc = _fresh(x, M)
-    ties = jnp.sum(1.0 - jnp.minimum(jnp.abs(_wide(xc) - mc) * 2.0 ** 200, 1.0), axis=axis, keepdims=True)
+    ties = _tie_count(x, M, axis, distinct=_few_rows(x, axis))
     L = jnp.log1p(rest + (ties - 1.0))
     xb, mb, lb = _fresh(x, M, L)
     sb = _wide(xb) - mb
     y = sb - jnp.maximum(lb, jnp.abs(sb) * 2.0 ** -52)
     return y if out_dtype == f64 else narrow(y, out_dtype)
+
+
+def _tie_count(x, M, axis, distinct):
+    """The number of entries equal to the row's maximum ``M`` (float64, keepdims), exactly, from
+    ``s = x - M`` in float64 with arithmetic masks only: a difference of float32 values is 0 or
+    at least ``2**-149`` in magnitude, so ``min(|s| K, c) = c [s != 0]`` for ``K >= 2**150 c``
+    (and ``|s| K`` stays finite: ``|s| <= 2**129``; ``-inf`` entries give ``inf``, capped).
+
+    ``distinct``: below 4096 rows (``_few_rows``) the program falls apart into several fusions,
+    and XLA writes out every full-size float64 expression that two of them share: ``x - M`` and
+    ``|x - M|``, which the sum of the exponentials also forms, and the broadcast constants
+    ``2**200`` and ``1.0``.  The count then uses expressions and constants of its own
+    (``x + (-M)``, ``2**201`` and the cap 2: ``n - sum / 2``, exact, as every term is 0 or 2).
+    No float64 array is written then (float32 256 x 1024: 8 -> 0 MiB, 1.4 -> 1.1 ms; 1024 x 1024:
+    32 -> 0 MiB).  From 4096 rows the whole op is one YNNPACK fusion, where sharing ``|x - M|``
+    with the sum is cheaper (4096 x 1024: 11-12 against 13-15 ms with the distinct form)."""
+    if distinct:
+        xc, mc = _fresh(x, -M)
+        k = jnp.sum(jnp.minimum(jnp.abs(_wide(xc) + mc) * 2.0 ** 201, 2.0), axis=axis, keepdims=True)
+        return x.shape[axis] - 0.5 * k
+    xc, mc = _fresh(x, M)
+    return jnp.sum(1.0 - jnp.minimum(jnp.abs(_wide(xc) - mc) * 2.0 ** 200, 1.0), axis=axis, keepdims=True)
 
 
 def _softmax_value(x, axis, log, out_dtype):
@@ -505,58 +528,20 @@ def _softmax_value(x, axis, log, out_dtype):
         return slow(x)
     with jax.enable_x64(True):
         edge = ~jnp.all(jnp.isfinite(jnp.max(x, axis=axis)))
-        fast = _log_softmax_blocked if log and _split_by_rows(x, axis) else _softmax_fast
-        return lax.cond(edge, slow, lambda x: fast(x, axis, log, out_dtype), x)
+        return lax.cond(edge, slow, lambda x: _softmax_fast(x, axis, log, out_dtype), x)
 
 
 # XLA's CPU backend hands an instruction to a YNNPACK fusion only when its shape or an operand's
 # has at least 4096 elements; with fewer rows than that, the per-row statistics (log1p of the
 # sum, the float64 conversion of the maximum) stay outside, the program falls apart into several
-# fusions, and log_softmax's shared float64 producers (x - M, |x - M|, a mask, a broadcast
-# constant: three or four arrays, by shape) are written out in full: 10-22 ms at 1024-2048 rows of 1024 float32, against 8 ms for 4096 rows.
-# Over blocks of 2**18 elements those arrays stay in cache (measured best of 2**16-2**19).
+# fusions, and every full-size float64 expression two of them share is written out in full
+# (log_softmax's ties: _tie_count; rms_norm's value: _rms_value)
 _YNN_MIN_ELEMENTS = 4096
-_ROW_BLOCK_ELEMENTS = 1 << 18
 
 
 def _few_rows(x, axis) -> bool:
     """Fewer rows (``x.size / x.shape[axis]``) than a YNNPACK fusion needs (``_YNN_MIN_ELEMENTS``)."""
     return x.size // max(x.shape[axis], 1) < _YNN_MIN_ELEMENTS
-
-
-def _split_by_rows(x, axis) -> bool:
-    """Whether log_softmax's fast path runs over row blocks (``_log_softmax_blocked``): fewer
-    rows than ``_YNN_MIN_ELEMENTS``, at least 2**20 elements (below, the float64 arrays fit in
-    cache and the loop costs more than it saves: 2.2 against 2.0 ms at 512 rows of 1024), more
-    than one block, and no explicitly sharded axis (``lax.map`` needs its mapped axis
-    replicated, and a sharded row axis has no reshape rule; meshes of automatic axes are fine)."""
-    n = max(x.shape[axis], 1)
-    if not (_few_rows(x, axis) and x.size >= 4 * _ROW_BLOCK_ELEMENTS and x.size // n > _rows_per_block(n)):
-        return False
-    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
-    return spec is None or all(s is None for s in spec)
-
-
-def _rows_per_block(n):
-    return max(1, _ROW_BLOCK_ELEMENTS // n)
-
-
-def _log_softmax_blocked(x, axis, log, out_dtype):
-    """``_softmax_fast`` over blocks of whole rows of about ``_ROW_BLOCK_ELEMENTS`` elements
-    (``lax.map``).  The rows are ``x`` with ``axis`` moved last; the last block is padded with
-    rows of zeros, dropped after.  Each row is computed as in one call on the moved array: the
-    same bits as that call.  For an ``axis`` other than the last, a call on ``x`` itself may add
-    the float64 sums in another order (a few float64 ulps), which changes a rounded result only
-    where the float64 value lies that close to a rounding boundary (both are within the bound)."""
-    n = x.shape[axis]
-    xm = jnp.moveaxis(x, axis, -1)
-    rows = xm.reshape(-1, n)
-    r = rows.shape[0]
-    per = _rows_per_block(n)
-    pad = (-r) % per
-    blocks = jnp.pad(rows, ((0, pad), (0, 0))).reshape(-1, per, n)
-    y = lax.map(lambda b: _softmax_fast(b, 1, log, out_dtype), blocks).reshape(-1, n)[:r]
-    return jnp.moveaxis(y.reshape(xm.shape), -1, axis)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))

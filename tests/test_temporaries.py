@@ -111,3 +111,22 @@ def test_eps0_forward_writes_no_float64_array(op):
     assert got <= SMALL, (
         f"{op} eps=0 forward (float32, {ROWS}x{WIDTH}): XLA allocates {got / MIB:.1f} MiB of temporaries, "
         f"expected at most {SMALL / MIB} MiB")
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_softmax_fast_path_below_4096_rows(log, dtype):
+    """The fast path alone (``lax.cond``'s edge-row branch has arrays of its own, allocated and not
+    touched on ordinary rows) writes no float64 array at 1024 rows of 1024.  log_softmax wrote
+    32 MiB there (``x - M``, ``|x - M|`` and two broadcast constants, shared by its sum of
+    exponentials and its tie count) before the count took expressions of its own (``_tie_count``)."""
+    from impl import _reductions as R
+
+    def fast(x):
+        with jax.enable_x64(True):
+            return R._softmax_fast(x, -1, log, x.dtype)
+    got = _temp_bytes(fast, "forward", jnp.dtype(dtype), rows=FEW_ROWS)
+    assert got <= SMALL, (
+        f"{'log_softmax' if log else 'softmax'} fast path ({dtype}, {FEW_ROWS}x{WIDTH}): XLA allocates "
+        f"{got / MIB:.1f} MiB of temporaries, expected at most {SMALL / MIB} MiB; find the buffer with "
+        f"jax.jit(...).lower(x).compile().as_text()")
