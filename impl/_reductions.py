@@ -510,7 +510,8 @@ def _tie_count(x, M, axis, distinct):
     (``x + (-M)``, ``2**201`` and the cap 2: ``n - sum / 2``, exact, as every term is 0 or 2).
     No float64 array is written then (float32 256 x 1024: 8 -> 0 MiB, 1.4 -> 1.1 ms; 1024 x 1024:
     32 -> 0 MiB).  From 4096 rows the whole op is one YNNPACK fusion, where sharing ``|x - M|``
-    with the sum is cheaper (4096 x 1024: 11-12 against 13-15 ms with the distinct form)."""
+    with the sum is cheaper (4096 x 1024: 11-12 against 13-15 ms with the distinct form).
+    Called with x64 on (``_softmax_fast``'s caller): the constants must be float64."""
     if distinct:
         xc, mc = _fresh(x, -M)
         k = jnp.sum(jnp.minimum(jnp.abs(_wide(xc) + mc) * 2.0 ** 201, 2.0), axis=axis, keepdims=True)
@@ -535,7 +536,7 @@ def _softmax_value(x, axis, log, out_dtype):
 # has at least 4096 elements; with fewer rows than that, the per-row statistics (log1p of the
 # sum, the float64 conversion of the maximum) stay outside, the program falls apart into several
 # fusions, and every full-size float64 expression two of them share is written out in full
-# (log_softmax's ties: _tie_count; rms_norm's value: _rms_value)
+# (log_softmax's ties: _tie_count; rms_norm's value: _rms_value).
 _YNN_MIN_ELEMENTS = 4096
 
 

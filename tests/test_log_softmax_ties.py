@@ -21,10 +21,11 @@ from .helpers import bit_patterns
 
 
 def _rows(dtype):
-    """Rows with one, two and all entries on the maximum, ``-inf`` entries, neighbours of the
-    maximum one unit in the last place away (for float32 near ``2**-126``, where the difference
-    ``2**-149`` is subnormal in float32 but not in float64), and extreme magnitudes (differences
-    up to ``2**129``)."""
+    """Rows with one, two and all entries on the maximum, ``-inf`` entries, the smallest normal
+    value and its neighbour one unit in the last place up (float32: ``2**-126`` and a difference
+    of ``2**-149``, subnormal in float32 but not in float64; bfloat16 ``2**-126`` and
+    ``2**-133``; float16 ``2**-14`` and ``2**-24``), and differences of twice the largest finite
+    value (``2**129`` in float32 and bfloat16, ``2**17`` in float16)."""
     fi = np.finfo(dtype) if dtype != jnp.bfloat16 else jnp.finfo(jnp.bfloat16)
     big, tiny = float(fi.max), float(fi.smallest_normal)
     rng = np.random.default_rng(11)
@@ -36,29 +37,35 @@ def _rows(dtype):
     r[::3] = -np.inf
     r[7] = r[8] = 4.0  # ties among -inf entries
     rows.append(r)
-    top = np.asarray(tiny, dtype)
-    up = np.nextafter(top, np.asarray(1, dtype)) if dtype != jnp.bfloat16 else None
-    if up is not None:
-        rows.append(np.where(np.arange(n) % 2 == 0, float(up), float(top)))  # maximum up, one ulp apart
+    # the smallest normal and the next value up: one unit in the last place apart
+    if dtype == jnp.bfloat16:
+        top, up = (float(np.array([b], np.uint16).view(jnp.bfloat16)[0]) for b in (0x0080, 0x0081))
+    else:
+        top = np.asarray(tiny, dtype)
+        top, up = float(top), float(np.nextafter(top, np.asarray(1, dtype)))
+    rows.append(np.where(np.arange(n) % 2 == 0, up, top))
     rows.append(np.where(np.arange(n) % 5 == 0, big, -big))  # differences of 2 max
     rows.append(np.where(np.arange(n) == 9, -tiny, -big))
     x = np.stack(rows)
     return jnp.asarray(x, dtype)
 
 
+@pytest.mark.parametrize("axis", [-1, 0], ids=["last-axis", "axis-0"])
 @pytest.mark.parametrize("distinct", [True, False], ids=["few-rows-form", "shared-form"])
 @pytest.mark.parametrize("dtype", ["float16", "float32", "bfloat16"])
-def test_tie_count_is_exact(dtype, distinct):
+def test_tie_count_is_exact(dtype, distinct, axis):
     x = _rows(jnp.dtype(dtype))
+    if axis == 0:
+        x = x.T  # the rows along axis 0: n is x.shape[0], which the count must use
 
     @jax.jit
     def count(v):
         with jax.enable_x64(True):
-            M = jnp.max(v, axis=-1, keepdims=True).astype(jnp.float64)
-            return R._tie_count(v, M, -1, distinct)[:, 0]
+            M = jnp.max(v, axis=axis, keepdims=True).astype(jnp.float64)
+            return jnp.squeeze(R._tie_count(v, M, axis, distinct), axis)
     got = np.asarray(count(x))
     xn = np.asarray(x.astype(jnp.float32))
-    want = (xn == xn.max(axis=-1, keepdims=True)).sum(axis=-1)
+    want = (xn == xn.max(axis=axis, keepdims=True)).sum(axis=axis)
     bad = np.flatnonzero(got != want)
     assert bad.size == 0, (f"_tie_count({dtype}, distinct={distinct}): rows {bad.tolist()} counted "
                            f"{got[bad].tolist()}, expected {want[bad].tolist()}")
@@ -67,9 +74,10 @@ def test_tie_count_is_exact(dtype, distinct):
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_few_and_many_rows_agree(dtype):
     """The same rows as 64 rows (the few-row form) and inside 4096 rows (the shared form, one
-    YNNPACK fusion): the same bits.  Observed, not guaranteed: the two programs add the float64
-    sums in their own order, which can move a value only where it lies within a few float64 ulps
-    of a rounding boundary (both are within the stated bound)."""
+    YNNPACK fusion): the same bits.  Observed (jaxlib 0.10 on x86-64), not guaranteed: the two
+    programs add the float64 sums in their own order, and XLA may fuse exp and log1p into
+    different loops, which can move a value only where it lies within a few float64 ulps of a
+    rounding boundary (both are within the stated bound)."""
     x = _rows(jnp.dtype(dtype))
     assert R._few_rows(x, 1) and not R._few_rows(jnp.zeros((4096, x.shape[1])), 1)
     many = jnp.tile(x, (4096 // x.shape[0] + 1, 1))[:4096]
@@ -78,9 +86,23 @@ def test_few_and_many_rows_agree(dtype):
     assert (bit_patterns(a) == bit_patterns(b)).all()
 
 
+def test_along_another_axis():
+    """Along axis 0 and along the middle axis of a 3-d input the few-row path gives the bits
+    of the same rows laid along the last axis (observed, as above: the programs differ)."""
+    x = jnp.asarray(np.random.default_rng(7).standard_normal((30, 40, 96)) * 4, jnp.float32)
+    x = x.at[5].set(x[7])  # ties along axis 0
+    assert R._few_rows(x, 0) and R._few_rows(x, 1)
+    f = jax.jit(F.log_softmax, static_argnames="axis")
+    for axis in (0, 1):
+        got = np.asarray(f(x, axis=axis))
+        want = np.moveaxis(np.asarray(f(jnp.moveaxis(x, axis, -1), axis=-1)), -1, axis)
+        assert (bit_patterns(got) == bit_patterns(want)).all(), f"axis={axis}"
+
+
 def test_batched_and_differentiated():
-    """Batched, the few-row path gives the per-example bits; its gradient and tangent match
-    the closed forms ``w - p sum(w)`` and ``w - <p, w>`` from ``p = exp(y)``."""
+    """Batched, the few-row path gives the per-example bits (observed: ``vmap`` gives XLA one
+    program over the batch); its gradient and tangent match the closed forms ``w - p sum(w)``
+    and ``w - <p, w>`` from ``p = exp(y)``."""
     x = jnp.asarray(np.random.default_rng(4).standard_normal((2, 1100, 1024)) * 3, jnp.float32)
     x = x.at[:, :, 5].set(jnp.max(x, axis=-1))  # a tie in every row
     f = lambda v: F.log_softmax(v, axis=-1)
