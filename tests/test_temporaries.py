@@ -101,6 +101,19 @@ def test_forward_temporaries_below_4096_rows(op):
         f"expected at most {SMALL / MIB} MiB; find the buffer with jax.jit(...).lower(x).compile().as_text()")
 
 
+@pytest.mark.parametrize("rows", [256, FEW_ROWS, 2048])
+def test_rms_norm_gradient_below_4096_rows(rows):
+    """rms_norm's gradient writes no float64 array below 4096 rows: its tangent's ``x r^2``
+    term is written so that the reduction of JAX's transposition shares no full-size
+    expression with the cotangent's other terms (``_rms_op_jvp``); before, float64 ``x`` was
+    written out (8 MiB at 1024 rows).  The training step (an arbitrary cotangent) still
+    writes the float64 cotangent, which every term of the transposition reads."""
+    got = _temp_bytes(NORMS["rms_norm"], "grad", jnp.dtype("float32"), rows=rows)
+    assert got <= SMALL, (
+        f"rms_norm grad (float32, {rows}x{WIDTH}): XLA allocates {got / MIB:.1f} MiB of temporaries, "
+        f"expected at most {SMALL / MIB} MiB; find the buffer with jax.jit(...).lower(x).compile().as_text()")
+
+
 @pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
 def test_eps0_forward_writes_no_float64_array(op):
     """With ``eps = 0`` the value keeps its own copies of x (``_fresh``); only its derivatives
