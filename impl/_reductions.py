@@ -767,14 +767,26 @@ def _bn_train_value(x, rm, rv, w, b, mom, eps, axis_name):
     return (y, new_rm, new_rv), (x2, m0, c, var, n)
 
 
-def _centred_tangent(dx, xx, m0, c, r, axes, n, shape, wb, dwb, axis_name=None):
+def _centred_tangent(dx, xx, m0, c, r, axes, n, shape, wb, dwb, axis_name=None, distinct=False):
     r"""``(dy, mean dx, mean(xhat dx))`` in float64: the tangent of ``y = xhat w + b``,
     ``xhat = ((x - m0) - c) r``, normalized over ``axes`` of ``xx`` (``n`` elements; the
     sums taken over ``axis_name`` too when given),
 
     .. math:: dy = r\,(dx - \overline{dx} - \hat x\,\overline{\hat x\,dx})\,w + \hat x\,dw + db,
 
-    ``dy`` in ``shape``, with ``xhat`` recomputed by each of its consumers (``_xhat``)."""
+    ``dy`` in ``shape``, with ``xhat`` recomputed by each of its consumers (``_xhat``).
+
+    ``distinct`` (the row normalizations below 4096 rows): the ``xhat`` term is written as
+    ``-((x - m0) - c) = ((-x) - (0 - m0)) - (0 - c)`` times ``r**2 mean(xhat dx)``, with ``r``
+    distributed over the other terms.  JAX's transposition then makes a reduction of that
+    term which shares no full-size expression (``xhat``, ``ct r``, a broadcast of ``m0`` or
+    ``c``) with the cotangent's other terms, and XLA, whose program falls apart into several
+    fusions below 4096 rows (``_YNN_MIN_ELEMENTS``), writes only the float64 cotangent out in
+    a training step and nothing in a gradient of a sum (layer_norm 1024 x 1024: 16 -> 8 MiB
+    and 8 -> 0 MiB).  The roundings differ from the plain form's in float64; results moved
+    only where the exact value is 0 and both forms return cancellation noise of the same size.
+    batch_norm keeps the plain form: its training step was 15-25 % slower with this one
+    (``docs/performance.md``)."""
     (w, b), (dw, db) = wb, dwb
     d = dx.astype(jnp.float64).reshape(xx.shape)
     total = lambda v: jnp.sum(v, axis=axes, keepdims=True)
@@ -782,7 +794,12 @@ def _centred_tangent(dx, xx, m0, c, r, axes, n, shape, wb, dwb, axis_name=None):
     if axis_name is not None:
         sum_d, sum_xd = lax.psum((sum_d, sum_xd), axis_name)
     mean_d, mean_xd = _div_n(sum_d, n), _div_n(sum_xd, n)
-    dy = ((d - mean_d - _xhat(xx, m0, c, r, xx.shape) * mean_xd) * r).reshape(shape)
+    if distinct:
+        xo, mo, co = _fresh(xx, 0.0 - m0, 0.0 - c)  # not -m0, -c: _moments broadcasts -m0 already
+        neg_dev = (_wide(-xo) - mo) - co
+        dy = (d * r - mean_d * r + neg_dev * (r * r * mean_xd)).reshape(shape)
+    else:
+        dy = ((d - mean_d - _xhat(xx, m0, c, r, xx.shape) * mean_xd) * r).reshape(shape)
     if w is not None:
         dy = dy * _f64(w)
         if dw is not None:
@@ -892,7 +909,8 @@ def _normalize_op_jvp(axes, eps, reshape, primals, tangents):
             xt, = _fresh(x)
             xx, m0, c, _, r = _norm_stats(xt, axes, eps, reshape, copy=1)
         n = math.prod(xx.shape[a] for a in axes)
-        dy, _, _ = _centred_tangent(dx, xx, m0, c, r, axes, n, x.shape, (w, b), (dw, db))
+        dy, _, _ = _centred_tangent(dx, xx, m0, c, r, axes, n, x.shape, (w, b), (dw, db),
+                                    distinct=_few_rows(xx, axes))
         return y, dy.astype(x.dtype)
 
 

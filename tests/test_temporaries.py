@@ -114,6 +114,23 @@ def test_rms_norm_gradient_below_4096_rows(rows):
         f"expected at most {SMALL / MIB} MiB; find the buffer with jax.jit(...).lower(x).compile().as_text()")
 
 
+@pytest.mark.parametrize("rows", [256, FEW_ROWS, 2048])
+def test_layer_norm_derivative_below_4096_rows(rows):
+    """layer_norm's gradient writes no float64 array below 4096 rows, and its training step one
+    (the float64 cotangent, which every term of JAX's transposition reads): the tangent's
+    ``xhat`` term is written so that its reduction shares no full-size expression with the
+    other terms (``_centred_tangent``'s ``distinct``).  Before: one and two arrays."""
+    one = 8 * rows * WIDTH
+    got = _temp_bytes(NORMS["layer_norm"], "grad", jnp.dtype("float32"), rows=rows)
+    assert got <= SMALL, (
+        f"layer_norm grad (float32, {rows}x{WIDTH}): XLA allocates {got / MIB:.1f} MiB of temporaries, "
+        f"expected at most {SMALL / MIB} MiB; find the buffer with jax.jit(...).lower(x).compile().as_text()")
+    got = _temp_bytes(NORMS["layer_norm"], "train", jnp.dtype("float32"), rows=rows)
+    assert got <= one + SMALL, (
+        f"layer_norm train (float32, {rows}x{WIDTH}): XLA allocates {got / MIB:.1f} MiB of temporaries, "
+        f"expected at most one float64 array ({one / MIB:.0f} MiB, the cotangent) and {SMALL / MIB} MiB")
+
+
 @pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
 def test_eps0_forward_writes_no_float64_array(op):
     """With ``eps = 0`` the value keeps its own copies of x (``_fresh``); only its derivatives
