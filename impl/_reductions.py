@@ -641,7 +641,16 @@ def _softmax_op_jvp(axis, log, primals, tangents):
         # arithmetic: a select on the sum made XLA split the fusions (2.4x slower)
         r = 1.0 / (jnp.sum(e(*_fresh(x, M)), axis=axis, keepdims=True) + (1.0 - keep))
         xa, ma, ra = _fresh(x, M, r)
-        dot = jnp.sum(e(xa, ma) * ra * d, axis=axis, keepdims=True)
+        if log and _few_rows(x, axis):
+            # below 4096 rows XLA wrote the p this sum shares with S's out (8 bytes an element):
+            # here p from an expression and a clamp of its own (x + (-M); any clamp >= 0 gives
+            # the same p on rows with a finite maximum, where x - M <= 0; the others' p is only
+            # kept finite).  float32 training step 2048 x 1024: 19.0 -> 15.6 ms, the same bits
+            xa, ma, ra = _fresh(x, -M, r)
+            pa = jnp.exp(jnp.minimum(_wide(xa) + ma, 1.0))
+        else:
+            pa = e(xa, ma)
+        dot = jnp.sum(pa * ra * d, axis=axis, keepdims=True)
         if log:
             dy = (d - dot) * keep
         else:

@@ -160,3 +160,29 @@ def test_softmax_fast_path_below_4096_rows(log, dtype):
         f"{'log_softmax' if log else 'softmax'} fast path ({dtype}, {FEW_ROWS}x{WIDTH}): XLA allocates "
         f"{got / MIB:.1f} MiB of temporaries, expected at most {SMALL / MIB} MiB; find the buffer with "
         f"jax.jit(...).lower(x).compile().as_text()")
+
+
+def test_log_softmax_training_step_below_4096_rows():
+    """log_softmax's training step at 2048 rows of 1024 (2**21 elements: its derivative
+    recomputes p) writes one full-size float64 array outside ``lax.cond``'s edge-row branch
+    (the float64 cotangent, read by a row sum and by the output), counted in the compiled
+    program's entry computation: ``temp_size_in_bytes`` cannot tell, as the buffers of the
+    branch, allocated and not touched on ordinary rows, overlap them.  Before the sum
+    ``<p, dx>`` recomputed p from an expression of its own (``_softmax_op_jvp``) XLA wrote p
+    out too: two arrays."""
+    import re
+
+    rows = 2048
+
+    def train(x, ct):
+        y, vjp = jax.vjp(F.log_softmax, x)
+        return y, vjp(ct)
+    x = jax.ShapeDtypeStruct((rows, WIDTH), jnp.float32)
+    with jax.default_device(jax.devices("cpu")[0]):
+        text = jax.jit(train).lower(x, x).compile().as_text()
+    entry = text[text.index("ENTRY"):]
+    entry = entry[: entry.index("\n}")]
+    full = re.findall(rf"^\s*(?:ROOT )?%(\S+) = f64\[{rows},{WIDTH}\]", entry, re.M)
+    assert len(full) <= 1, (
+        f"log_softmax train (float32, {rows}x{WIDTH}): the entry computation writes {len(full)} "
+        f"full-size float64 arrays ({full}), expected at most 1 (the cotangent)")
