@@ -786,14 +786,16 @@ def _centred_tangent(dx, xx, m0, c, r, axes, n, shape, wb, dwb, axis_name=None, 
     ``dy`` in ``shape``, with ``xhat`` recomputed by each of its consumers (``_xhat``).
 
     ``distinct`` (the row normalizations below 4096 rows): the ``xhat`` term is written as
-    ``-((x - m0) - c) = ((-x) - (0 - m0)) - (0 - c)`` times ``r**2 mean(xhat dx)``, with ``r``
+    ``-((x - m0) - c) = ((-x) - (0 - m0)) - (0 - c)`` (up to the sign of a zero deviation)
+    times ``r**2 mean(xhat dx)``, with ``r``
     distributed over the other terms.  JAX's transposition then makes a reduction of that
     term which shares no full-size expression (``xhat``, ``ct r``, a broadcast of ``m0`` or
     ``c``) with the cotangent's other terms, and XLA, whose program falls apart into several
     fusions below 4096 rows (``_YNN_MIN_ELEMENTS``), writes only the float64 cotangent out in
     a training step and nothing in a gradient of a sum (layer_norm 1024 x 1024: 16 -> 8 MiB
-    and 8 -> 0 MiB).  The roundings differ from the plain form's in float64; results moved
-    only where the exact value is 0 and both forms return cancellation noise of the same size.
+    and 8 -> 0 MiB).  The roundings differ from the plain form's in float64: on the inputs
+    compared the float32 results were the same bits, except where cancellation leaves neither
+    form correctly rounded (a near-constant cotangent; there the new form was the closer).
     batch_norm keeps the plain form: its training step was 15-25 % slower with this one
     (``docs/performance.md``)."""
     (w, b), (dw, db) = wb, dwb

@@ -43,8 +43,7 @@ KNOWN = {
     ("softmax", "train"): (128, "the same edge-row branch"),
     ("log_softmax", "forward"): (128, "the same edge-row branch"),
     ("log_softmax", "train"): (128, "the same edge-row branch"),
-    ("group_norm", "grad"): (32, "JAX's transposition of the tangent: normalized values and ct r, float64"),
-    ("group_norm", "train"): (64, "the same transposition, and its float64 normalized values"),
+    ("group_norm", "train"): (32, "the float64 cotangent, which every term of JAX's transposition reads"),
     ("batch_norm", "grad"): (32, "the same transposition"),
     ("batch_norm", "train"): (64, "the same transposition"),
 }
