@@ -640,7 +640,6 @@ def _softmax_op_jvp(axis, log, primals, tangents):
         # 1/S; S + 1 on the rows without a finite maximum (an all -inf row has S = 0), in
         # arithmetic: a select on the sum made XLA split the fusions (2.4x slower)
         r = 1.0 / (jnp.sum(e(*_fresh(x, M)), axis=axis, keepdims=True) + (1.0 - keep))
-        xa, ma, ra = _fresh(x, M, r)
         if log and _few_rows(x, axis):
             # below 4096 rows XLA wrote the p this sum shares with S's out (8 bytes an element):
             # here p from an expression and a clamp of its own (x + (-M); any clamp >= 0 gives
@@ -649,6 +648,7 @@ def _softmax_op_jvp(axis, log, primals, tangents):
             xa, ma, ra = _fresh(x, -M, r)
             pa = jnp.exp(jnp.minimum(_wide(xa) + ma, 1.0))
         else:
+            xa, ma, ra = _fresh(x, M, r)
             pa = e(xa, ma)
         dot = jnp.sum(pa * ra * d, axis=axis, keepdims=True)
         if log:
@@ -787,8 +787,7 @@ def _centred_tangent(dx, xx, m0, c, r, axes, n, shape, wb, dwb, axis_name=None, 
 
     ``distinct`` (the row normalizations below 4096 rows): the ``xhat`` term is written as
     ``-((x - m0) - c) = ((-x) - (0 - m0)) - (0 - c)`` (up to the sign of a zero deviation)
-    times ``r**2 mean(xhat dx)``, with ``r``
-    distributed over the other terms.  JAX's transposition then makes a reduction of that
+    times ``r**2 mean(xhat dx)``, with ``r`` distributed over the other terms.  JAX's transposition then makes a reduction of that
     term which shares no full-size expression (``xhat``, ``ct r``, a broadcast of ``m0`` or
     ``c``) with the cotangent's other terms, and XLA, whose program falls apart into several
     fusions below 4096 rows (``_YNN_MIN_ELEMENTS``), writes only the float64 cotangent out in
@@ -1069,7 +1068,7 @@ def _rms_op_jvp(axes, eps, primals, tangents):
             # cotangent's other terms; with (d - x (r^2 mean)) r, XLA wrote float64 x or a
             # broadcast of r out below 4096 rows (8 MiB at 1024 rows of 1024: gradient 1.8 ->
             # 1.0 ms, the same bits on the inputs compared).  From 4096 rows (one fusion) the
-            # form below is 3-10 % faster (docs/performance.md).
+            # form below was 3-10 % faster in one run (docs/performance.md).
             dy = d * r + _wide(-xb) * (rb * rb * mean_xd * r)
         else:
             dy = (d - _wide(xb) * (rb * rb * mean_xd)) * r

@@ -85,6 +85,13 @@ def test_float64_temporaries(op, f, dtype, mode):
         f"jax.jit(...).lower(x).compile().as_text() and docs/performance.md")
 
 
+def _check_small(got, what, allowed=SMALL, why=""):
+    """``got`` bytes of temporaries at most ``allowed``, with a message naming the program."""
+    assert got <= allowed, (
+        f"{what}: XLA allocates {got / MIB:.1f} MiB of temporaries, expected at most "
+        f"{allowed / MIB:.0f} MiB{why}; find the buffer with jax.jit(...).lower(x).compile().as_text()")
+
+
 # Below 4096 rows XLA's YNNPACK fusions leave the per-row statistics out and the program splits
 # (docs/performance.md); a float64 array shared by two of its parts is then written out.  The
 # forward passes of the row normalizations write none at 1024 rows of 1024 (8 MiB per float64
@@ -95,9 +102,7 @@ FEW_ROWS = 1024
 @pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
 def test_forward_temporaries_below_4096_rows(op):
     got = _temp_bytes(NORMS[op], "forward", jnp.dtype("float32"), rows=FEW_ROWS)
-    assert got <= SMALL, (
-        f"{op} forward (float32, {FEW_ROWS}x{WIDTH}): XLA allocates {got / MIB:.1f} MiB of temporaries, "
-        f"expected at most {SMALL / MIB} MiB; find the buffer with jax.jit(...).lower(x).compile().as_text()")
+    _check_small(got, f"{op} forward (float32, {FEW_ROWS}x{WIDTH})")
 
 
 @pytest.mark.parametrize("rows", [256, FEW_ROWS, 2048])
@@ -108,9 +113,7 @@ def test_rms_norm_gradient_below_4096_rows(rows):
     written out (8 MiB at 1024 rows).  The training step (an arbitrary cotangent) still
     writes the float64 cotangent, which every term of the transposition reads."""
     got = _temp_bytes(NORMS["rms_norm"], "grad", jnp.dtype("float32"), rows=rows)
-    assert got <= SMALL, (
-        f"rms_norm grad (float32, {rows}x{WIDTH}): XLA allocates {got / MIB:.1f} MiB of temporaries, "
-        f"expected at most {SMALL / MIB} MiB; find the buffer with jax.jit(...).lower(x).compile().as_text()")
+    _check_small(got, f"rms_norm grad (float32, {rows}x{WIDTH})")
 
 
 @pytest.mark.parametrize("rows", [256, FEW_ROWS, 2048])
@@ -121,13 +124,10 @@ def test_layer_norm_derivative_below_4096_rows(rows):
     other terms (``_centred_tangent``'s ``distinct``).  Before: one and two arrays."""
     one = 8 * rows * WIDTH
     got = _temp_bytes(NORMS["layer_norm"], "grad", jnp.dtype("float32"), rows=rows)
-    assert got <= SMALL, (
-        f"layer_norm grad (float32, {rows}x{WIDTH}): XLA allocates {got / MIB:.1f} MiB of temporaries, "
-        f"expected at most {SMALL / MIB} MiB; find the buffer with jax.jit(...).lower(x).compile().as_text()")
+    _check_small(got, f"layer_norm grad (float32, {rows}x{WIDTH})")
     got = _temp_bytes(NORMS["layer_norm"], "train", jnp.dtype("float32"), rows=rows)
-    assert got <= one + SMALL, (
-        f"layer_norm train (float32, {rows}x{WIDTH}): XLA allocates {got / MIB:.1f} MiB of temporaries, "
-        f"expected at most one float64 array ({one / MIB:.0f} MiB, the cotangent) and {SMALL / MIB} MiB")
+    _check_small(got, f"layer_norm train (float32, {rows}x{WIDTH})", one + SMALL,
+                 f" (one float64 array, the cotangent, and {SMALL / MIB:.0f} MiB)")
 
 
 @pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
@@ -137,9 +137,7 @@ def test_eps0_forward_writes_no_float64_array(op):
     (64 MiB for layer_norm when the value was traced with one widening too)."""
     f = (lambda z: F.layer_norm(z, WIDTH, eps=0.0)) if op == "layer_norm" else (lambda z: F.rms_norm(z, WIDTH, eps=0.0))
     got = _temp_bytes(f, "forward", jnp.dtype("float32"))
-    assert got <= SMALL, (
-        f"{op} eps=0 forward (float32, {ROWS}x{WIDTH}): XLA allocates {got / MIB:.1f} MiB of temporaries, "
-        f"expected at most {SMALL / MIB} MiB")
+    _check_small(got, f"{op} eps=0 forward (float32, {ROWS}x{WIDTH})")
 
 
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
@@ -155,10 +153,7 @@ def test_softmax_fast_path_below_4096_rows(log, dtype):
         with jax.enable_x64(True):
             return R._softmax_fast(x, -1, log, x.dtype)
     got = _temp_bytes(fast, "forward", jnp.dtype(dtype), rows=FEW_ROWS)
-    assert got <= SMALL, (
-        f"{'log_softmax' if log else 'softmax'} fast path ({dtype}, {FEW_ROWS}x{WIDTH}): XLA allocates "
-        f"{got / MIB:.1f} MiB of temporaries, expected at most {SMALL / MIB} MiB; find the buffer with "
-        f"jax.jit(...).lower(x).compile().as_text()")
+    _check_small(got, f"{'log_softmax' if log else 'softmax'} fast path ({dtype}, {FEW_ROWS}x{WIDTH})")
 
 
 def test_log_softmax_training_step_below_4096_rows():
@@ -172,10 +167,7 @@ def test_log_softmax_training_step_below_4096_rows():
     import re
 
     rows = 2048
-
-    def train(x, ct):
-        y, vjp = jax.vjp(F.log_softmax, x)
-        return y, vjp(ct)
+    train, _ = _program(F.log_softmax, "train")
     x = jax.ShapeDtypeStruct((rows, WIDTH), jnp.float32)
     with jax.default_device(jax.devices("cpu")[0]):
         text = jax.jit(train).lower(x, x).compile().as_text()
