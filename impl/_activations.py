@@ -376,6 +376,32 @@ def _sig32(t):
     return 1.0 / (1.0 + _fast64.exp(-t))
 
 
+# Next to 0, sigmoid(t) = 1/2 + t/4 - t**3/48 + ... and silu'(t) = 1/2 + t/2 - t**3/12 + ...  For a
+# float32 t with |t| in [2**e, 2**(e + 1)), e <= -13, and k = 1/4 or 1/2, h = 1/2 + k t is a
+# multiple of 2**(e - 25), and the exact value lies less than |t|**3/12 < 2**(e - 26) from h, on the
+# side of 1/2.  So the correctly rounded value is h rounded to nearest float32, with a tie (h on a
+# float32 midpoint: t an odd multiple of 2**-23 or 2**-24, up to |t| ~ 2**-16) broken toward 1/2.
+# The float64 formulas land on such a midpoint, or on its far side, for 65 (sigmoid) and 98
+# (silu') float32 inputs in [1e-7, 1.3e-5].  h - sign(t) 2**-50 rounds right on every input: it
+# lies on the side of 1/2 of a midpoint h, and where h is on the far side of a midpoint it stays
+# there, h being at least 2**-49 from it (|k t| reaches the first midpoint, 2**-26 below 1/2 or
+# 2**-25 above, only for e >= -24 (k = 1/4) or e >= -25 (k = 1/2), where h is a multiple of
+# 2**(e - 25) or 2**(e - 24) and exact in float64, as is the subtraction).  Elsewhere h stays
+# inside the first float32 interval on its side of 1/2, whatever the float64 roundings.
+_NEAR_HALF = 2.0 ** -12
+
+
+def _near_half(t, k, f):
+    """``f(t)`` (sigmoid or silu', float64 from a float32 ``t``) with ``1/2 + k t`` decided next to
+    0 (the comment above): correctly rounded there on every float32 input."""
+    h = 0.5 + k * t - jnp.where(t > 0, 2.0 ** -50, -(2.0 ** -50))
+    return jnp.where(jnp.abs(t) < _NEAR_HALF, h, f(t))
+
+
+def _sig32_cr(t):
+    return _near_half(t, 0.25, _sig32)
+
+
 def _silu32(t):
     # t < -709: t / 8e307 and the exact value both round to -0 (inf: -0 by the where)
     return jnp.where(t == -jnp.inf, -0.0, t / (1.0 + _fast64.exp(-t)))
@@ -794,7 +820,7 @@ def _silu_d2(t):
     return jnp.where(jnp.isinf(t), -0.0, d)
 
 
-_SILU = _chain(_silu_f, _silu_d1, _silu_d2, fast32=(_silu32, _silu_d1_32, _silu_d2_32),
+_SILU = _chain(_silu_f, _silu_d1, _silu_d2, fast32=(_silu32, lambda t: _near_half(t, 0.5, _silu_d1_32), _silu_d2_32),
                f64=((_act64.silu, 800.0), (_act64.silu_d1, 800.0), (_act64.silu_d2, 800.0)))
 
 
@@ -841,13 +867,13 @@ _SIGMOID = _chain(_sig,
                   _sig_d1,
                   # sigmoid(-t) - sigmoid(t) = -tanh(t/2): exact in sign, accurate at 0
                   lambda t: -_sig_d1(t) * _tanh_k(t, 1.0, 1.0),
-                  fast32=(_sig32, _sig_d1_32, lambda t: -_sig_d1_32(t) * _tanh32(0.5 * t)),
+                  fast32=(_sig32_cr, _sig_d1_32, lambda t: -_sig_d1_32(t) * _tanh32(0.5 * t)),
                   f64=((_act64.sigmoid, 800.0), (_act64.sigmoid_d1, 800.0), (_act64.sigmoid_d2, 800.0)))
 _LOG_SIGMOID = _chain(lambda t: jnp.where(t > 0, -jnp.log1p(jnp.exp(-t)), t - jnp.log1p(jnp.exp(jnp.minimum(t, 0.0)))),
                       lambda t: _sig(-t),
                       lambda t: -_sig_d1(t),
                       fast32=(lambda t: jnp.minimum(t, 0.0) - _softplus_parts32(t),
-                              lambda t: _sig32(-t), lambda t: -_sig_d1_32(t)),
+                              lambda t: _sig32_cr(-t), lambda t: -_sig_d1_32(t)),
                       f64=((_act64.log_sigmoid, 800.0), (lambda t: _act64.sigmoid(-t), 800.0),
                            (lambda t: -_act64.sigmoid_d1(t), 800.0)))
 _TANH = _chain(jnp.tanh, _sech2, lambda t: -2.0 * _tanh_k(t, 2.0, 0.5) * _sech2(t),
@@ -856,7 +882,7 @@ _TANH = _chain(jnp.tanh, _sech2, lambda t: -2.0 * _tanh_k(t, 2.0, 0.5) * _sech2(
 _SOFTPLUS = _chain(lambda t: jnp.maximum(t, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(t))),
                    _sig,
                    _sig_d1,
-                   fast32=(lambda t: jnp.maximum(t, 0.0) + _softplus_parts32(t), _sig32, _sig_d1_32),
+                   fast32=(lambda t: jnp.maximum(t, 0.0) + _softplus_parts32(t), _sig32_cr, _sig_d1_32),
                    f64=((_act64.softplus, 800.0), (_act64.sigmoid, 800.0), (_act64.sigmoid_d1, 800.0)))
 _HARD_SIGMOID = _chain(lambda t: jnp.clip(t + 3.0, 0.0, 6.0) / 6.0,
                        lambda t: jnp.where((t > -3) & (t < 3), 1.0 / 6.0, 0.0), _zero,

@@ -1,9 +1,10 @@
 """The float64 kernels behind the float32 activation paths (impl/_fast64.py) meet
 the relative error bounds their docstring states, checked against mpmath.
 
-Bounds (from the module's error analysis, not from a measurement): exp and expm1
-below 2**-51, log1p_unit below 2**-50; erfcx_unit (a fitted polynomial: its bound is the
-fit's measured 2**-50.6 with a margin) below 2**-49.5; these keep a float32 result correctly
+Bounds: exp and expm1 below 2**-51 (a fitted polynomial, ``tools.fit_expm1``: the fit's
+measured 2**-51.98 on [-ln2/2, ln2/2] with a margin for the reduction and the scaling by
+2**k), log1p_unit below 2**-50 (from the module's error analysis); erfcx_unit (a fitted
+polynomial: its bound is the fit's measured 2**-50.6 with a margin) below 2**-49.5; these keep a float32 result correctly
 rounded except within that distance of a rounding boundary (the activations'
 float32 budget is <= 1 ulp and >= 99.9% correctly rounded; the exhaustive
 sweeps in docs/exhaustive.md measure the result)."""
@@ -81,3 +82,14 @@ def test_log1p_unit_at_ends():
     assert got[0] == 0.0 and not np.signbit(got[0])
     assert got[1] == np.log1p(1.0)
     assert np.isnan(got[2])
+
+
+@pytest.mark.parametrize("tool, constant", [("fit_expm1", "_EXPM1_P")])
+def test_fitted_coefficients_are_the_tools(tool, constant):
+    """The constants in impl/_fast64.py are what their fitting tool prints (same command, same
+    numbers): a refit or a hand edit that diverges fails here."""
+    import importlib
+
+    fit = importlib.import_module(f"tools.{tool}")
+    assert tuple(fit.coefficients()) == tuple(getattr(_fast64, constant)), (
+        f"impl._fast64.{constant} differs from python -m tools.{tool}; paste the tool's output")
