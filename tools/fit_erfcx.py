@@ -21,6 +21,8 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 
+from tools._chebyshev import nodes, power_coefficients
+
 __all__ = ["K", "W", "DEGREE", "coefficients", "main"]
 
 K = 3.0
@@ -37,24 +39,12 @@ def coefficients(k=K, w_max=W, degree=DEGREE):
     with mpmath.workprec(200):
         n = degree + 1
         t_max = (mpmath.mpf(w_max) - k) / (mpmath.mpf(w_max) + k)
-        nodes = [mpmath.cos((j + mpmath.mpf(1) / 2) * mpmath.pi / n) for j in range(n)]
         ys = []
-        for s in nodes:
+        for s in nodes(n):
             t = -1 + (s + 1) / 2 * (t_max + 1)
             w = k * (1 + t) / (1 - t)
             ys.append(_erfcx(w) * (w + k))
-        cheb = [2 * mpmath.fsum(ys[j] * mpmath.cos(i * (j + mpmath.mpf(1) / 2) * mpmath.pi / n)
-                                for j in range(n)) / n for i in range(n)]
-        cheb[0] /= 2
-        power = [mpmath.mpf(0)] * n
-        prev, cur = [mpmath.mpf(1)] + [mpmath.mpf(0)] * (n - 1), [mpmath.mpf(0), mpmath.mpf(1)] + [mpmath.mpf(0)] * (n - 2)
-        for i in range(n):
-            power[i] += cheb[0] * prev[i] + cheb[1] * cur[i]
-        for j in range(2, n):
-            nxt = [2 * (cur[i - 1] if i else 0) - prev[i] for i in range(n)]
-            for i in range(n):
-                power[i] += cheb[j] * nxt[i]
-            prev, cur = cur, nxt
+        power = power_coefficients(ys)
         return [float(c) for c in power], float(t_max)
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 
+from tools._chebyshev import nodes, power_coefficients
+
 __all__ = ["DEGREE", "A", "coefficients", "evaluate", "main"]
 
 DEGREE = 11
@@ -39,20 +41,7 @@ def coefficients(degree=DEGREE, a=A):
     with mpmath.workprec(200):
         n = degree - 1
         a = mpmath.mpf(a)
-        nodes = [mpmath.cos((j + mpmath.mpf(1) / 2) * mpmath.pi / n) for j in range(n)]
-        ys = [_q(a * s) for s in nodes]
-        cheb = [2 * mpmath.fsum(ys[j] * mpmath.cos(i * (j + mpmath.mpf(1) / 2) * mpmath.pi / n)
-                                for j in range(n)) / n for i in range(n)]
-        cheb[0] /= 2
-        power = [mpmath.mpf(0)] * n
-        prev, cur = [mpmath.mpf(1)] + [mpmath.mpf(0)] * (n - 1), [mpmath.mpf(0), mpmath.mpf(1)] + [mpmath.mpf(0)] * (n - 2)
-        for i in range(n):
-            power[i] += cheb[0] * prev[i] + (cheb[1] * cur[i] if n > 1 else 0)
-        for j in range(2, n):
-            nxt = [2 * (cur[i - 1] if i else 0) - prev[i] for i in range(n)]
-            for i in range(n):
-                power[i] += cheb[j] * nxt[i]
-            prev, cur = cur, nxt
+        power = power_coefficients([_q(a * s) for s in nodes(n)])
         return [float(power[i] / a ** i) for i in range(n)]
 
 
