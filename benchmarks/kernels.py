@@ -12,9 +12,12 @@ where its time goes and which redesigns could pay:
 * ``jnp.tanh (peer)``, ``jnp.exp float32``: XLA's float32 functions, the peers' cost;
 * ``float64 floor``: ``(x.astype(float64) * 1.5).astype(float32)``, the least a float64 loop
   over a float32 array costs (two conversions and one multiply an element);
+* ``exp (kernel, fitted degree 11)``: ``_fast64.exp`` itself, whose polynomial is a Chebyshev
+  interpolant of degree 11 (``python -m tools.fit_expm1``; the kernel's since 2026-12-01);
 * ``exp, degree D``: ``_fast64.exp``'s Cody-Waite reduction and a Taylor polynomial of degree
-  D (13 is the kernel's; fewer terms lose accuracy, printed beside: a lower degree stands for
-  what a polynomial fitted to the float32 rounding intervals, as RLIBM does, could save);
+  D (13 was the kernel's until 2026-12-01; fewer terms lose accuracy, printed beside: a lower
+  degree stands for what a polynomial fitted to the float32 rounding intervals, as RLIBM does,
+  could save);
 * ``exp, 64-entry table``: reduction by ``ln2/64``, ``2**(j/64)`` from a table (an XLA
   gather) and a degree-5 polynomial: the classic table-driven design;
 * ``tanh (impl)``: the float32 tanh of ``impl.functional``;
@@ -110,6 +113,7 @@ def _in64(fn):
 def variants() -> dict:
     out = {"jnp.tanh (peer)": jnp.tanh, "jnp.exp float32": jnp.exp,
            "float64 floor": _in64(lambda t: t * 1.5)}
+    out["exp (kernel, fitted degree 11)"] = _in64(_fast64.exp)
     for d in (13, 10, 7):
         out[f"exp, degree {d}"] = _in64(_exp_degree(d))
     out["exp, 64-entry table"] = _in64(_exp_table)
@@ -126,7 +130,8 @@ def exp_errors() -> dict:
         t = np.linspace(-700.0, 700.0, 10**6)
         exact = np.exp(t.astype(np.longdouble))
         out = {}
-        for name, fn in (("degree 13", _exp_degree(13)), ("degree 10", _exp_degree(10)),
+        for name, fn in (("kernel, fitted degree 11", _fast64.exp), ("degree 13", _exp_degree(13)),
+                         ("degree 10", _exp_degree(10)),
                          ("degree 7", _exp_degree(7)), ("64-entry table", _exp_table)):
             got = np.asarray(jax.jit(fn)(jnp.asarray(t))).astype(np.longdouble)
             out[name] = float(np.max(np.abs(got - exact) / exact))
