@@ -376,18 +376,23 @@ def _sig32(t):
     return 1.0 / (1.0 + _fast64.exp(-t))
 
 
-# Next to 0, sigmoid(t) = 1/2 + t/4 - t**3/48 + ... and silu'(t) = 1/2 + t/2 - t**3/12 + ...  For a
-# float32 t with |t| in [2**e, 2**(e + 1)), e <= -13, and k = 1/4 or 1/2, h = 1/2 + k t is a
-# multiple of 2**(e - 25), and the exact value lies less than |t|**3/12 < 2**(e - 26) from h, on the
-# side of 1/2.  So the correctly rounded value is h rounded to nearest float32, with a tie (h on a
-# float32 midpoint: t an odd multiple of 2**-23 or 2**-24, up to |t| ~ 2**-16) broken toward 1/2.
-# The float64 formulas land on such a midpoint, or on its far side, for 65 (sigmoid) and 98
-# (silu') float32 inputs in [1e-7, 1.3e-5].  h - sign(t) 2**-50 rounds right on every input: it
-# lies on the side of 1/2 of a midpoint h, and where h is on the far side of a midpoint it stays
-# there, h being at least 2**-49 from it (|k t| reaches the first midpoint, 2**-26 below 1/2 or
-# 2**-25 above, only for e >= -24 (k = 1/4) or e >= -25 (k = 1/2), where h is a multiple of
-# 2**(e - 25) or 2**(e - 24) and exact in float64, as is the subtraction).  Elsewhere h stays
-# inside the first float32 interval on its side of 1/2, whatever the float64 roundings.
+# Next to 0, sigmoid(t) = 1/2 + t/4 - t**3/48 + ... and silu'(t) = 1/2 + t/2 - t**3/12 + ...: for
+# t > 0, tanh(t/2) lies in (t/2 - t**3/24, t/2) and sech**2 = 1 - tanh**2, so 1/2 + t/4 - sigmoid(t)
+# lies in (0, t**3/48) and 1/2 + t/2 - silu'(t) in (0, t**3/12); both functions minus 1/2 are odd,
+# so for either sign of t the exact value lies less than |t|**3/12 from h = 1/2 + k t (k = 1/4,
+# 1/2), on the side of 1/2.  For a float32 t with |t| in [2**e, 2**(e + 1)), e <= -13 (|t| <
+# 2**-12), h is a multiple of 2**(e - 25) and |t|**3/12 < 2**(e - 26).  So the correctly rounded
+# value is h rounded to nearest float32, with a tie broken toward 1/2.  h is a float32 midpoint
+# for k = 1/4 at t = (2j + 1) 2**-23 (t > 0) and -(2j + 1) 2**-24, for k = 1/2 at (2j + 1) 2**-24
+# and -(2j + 1) 2**-25, for every |t| < 2**-12; the float64 formulas land on such a midpoint, or on
+# its far side, for 65 (sigmoid) and 98 (silu') float32 inputs, all with 2**-25 <= |t| < 2**-16.
+# h - sign(t) 2**-50 rounds right on every input: it lies on the side of 1/2 of a midpoint h, and
+# where h is on the far side of a midpoint it stays there, h being at least 2**-49 from it (|k t|
+# reaches the first midpoint, 2**-26 below 1/2 or 2**-25 above, only for e >= -24 (k = 1/4) or
+# e >= -25 (k = 1/2), where h is a multiple of 2**(e - 25) or 2**(e - 24) and exact in float64, as
+# is the subtraction).  For smaller |t|, and for t = ±0 (where the code subtracts -2**-50), the
+# result stays strictly between the midpoints 1/2 - 2**-26 and 1/2 + 2**-25, whatever the float64
+# roundings, and rounds to 1/2, as the exact value does.
 _NEAR_HALF = 2.0 ** -12
 
 
