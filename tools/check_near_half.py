@@ -6,12 +6,13 @@ How: each input's result is compared with ``h = 1/2 + k t - c t**3`` (k = 1/4, c
 sigmoid; k = 1/2, c = 1/12 for silu'), evaluated in float64.  The series' next term is below
 ``|t|**5/80 < 2**-61`` and the float64 evaluation's error below ``2**-52``, so ``h`` is within
 ``2**-51`` of the exact value, under ``2**-25`` of the result's ulp (``2**-26`` below 1/2); a result
-whose distance from ``h`` is below ``1/2 - 10**-6`` ulp is therefore correctly rounded.  The others
-(about 2.6 %, the inputs next to a midpoint) are decided with mpmath at 200 bits: the result must
+whose distance from ``h`` is below ``1/2 - 10**-6`` of the float32 spacing on ``h``'s side is
+therefore correctly rounded.  The others (the inputs next to a midpoint) are decided with mpmath
+at 200 bits: the result must
 be strictly nearer the exact value than both float32 neighbours.  softplus' must give sigmoid's
 bits and log_sigmoid'(-t) too (the same kernel).
 
-Usage: ``python -m tools.check_near_half`` (about five minutes on two cores; memory per chunk of
+Usage: ``python -m tools.check_near_half`` (a few minutes; memory per chunk of
 ``2**22`` inputs).  Exit status 1 and the first misses printed when any input is not correctly
 rounded.
 """
@@ -72,8 +73,10 @@ def main(argv=None):
                 got = outs[name]
                 h = 0.5 + k * t - c * t ** 3
                 g = got.astype(np.float64)
-                ulp = (g - np.nextafter(got, np.float32(0)).astype(np.float64))  # the smaller spacing
-                near = np.nonzero(np.abs(h - g) / ulp > 0.5 - 1e-6)[0]
+                # the spacing on h's side of the result (below 1/2 it halves)
+                up = np.nextafter(got, np.float32(1)).astype(np.float64) - g
+                down = g - np.nextafter(got, np.float32(0)).astype(np.float64)
+                near = np.nonzero(np.abs(h - g) > (0.5 - 1e-6) * np.where(h > g, up, down))[0]
                 n_mp += near.size
                 for i in near:
                     if not _correct(name, x[i], got[i]):
