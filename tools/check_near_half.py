@@ -7,9 +7,9 @@ sigmoid; k = 1/2, c = 1/12 for silu'), evaluated in float64.  The series' next t
 ``|t|**5/80 < 2**-61`` and the float64 evaluation's error below ``2**-52``, so ``h`` is within
 ``2**-51`` of the exact value, under ``2**-25`` of the result's ulp (``2**-26`` below 1/2); a result
 whose distance from ``h`` is below ``1/2 - 10**-6`` of the float32 spacing on ``h``'s side is
-therefore correctly rounded.  The others (the inputs next to a midpoint) are decided with mpmath
-at 200 bits: the result must
-be strictly nearer the exact value than both float32 neighbours.  softplus' must give sigmoid's
+therefore correctly rounded.  The others (the inputs next to a midpoint) are decided by
+``reference.correctly_rounded`` (``reference.activations.sigmoid``, ``reference.derivatives.d_silu``).
+softplus' must give sigmoid's
 bits and log_sigmoid'(-t) too (the same kernel).
 
 Usage: ``python -m tools.check_near_half`` (a few minutes; memory per chunk of
@@ -22,7 +22,6 @@ from __future__ import annotations
 import sys
 import time
 
-import mpmath
 import numpy as np
 
 __all__ = ["main"]
@@ -31,18 +30,14 @@ _LO, _HI = 2.0 ** -30, 2.0 ** -11
 _CHUNK = 1 << 22
 
 
-def _exact(name, t):
-    x = mpmath.mpf(float(t))
-    s = 1 / (1 + mpmath.exp(-x))
-    return s if name == "sigmoid" else s * (1 + x * (1 - s))
-
-
 def _correct(name, t, got):
-    v = _exact(name, t)
-    g = mpmath.mpf(float(got))
-    up = mpmath.mpf(float(np.nextafter(got, np.float32(1))))
-    dn = mpmath.mpf(float(np.nextafter(got, np.float32(0))))
-    return abs(v - g) < abs(v - up) and abs(v - g) < abs(v - dn)
+    """``got`` is the correctly rounded float32 of the op at ``t`` (the project's mpmath references)."""
+    from reference import FORMATS, correctly_rounded
+    from reference import activations as R
+    from reference import derivatives as RD
+
+    ref = R.sigmoid if name == "sigmoid" else RD.d_silu
+    return np.float32(correctly_rounded(ref, float(t), FORMATS["float32"])[0]).view(np.uint32) == got.view(np.uint32)
 
 
 def main(argv=None):
@@ -57,7 +52,6 @@ def main(argv=None):
     lo = np.float32(_LO).view(np.uint32)
     hi = np.float32(_HI).view(np.uint32)
     start, n_in, n_mp, misses = time.time(), 0, 0, []
-    mpmath.mp.prec = 200
     for sign in (1.0, -1.0):
         for a in range(int(lo), int(hi), _CHUNK):
             bits = np.arange(a, min(a + _CHUNK, int(hi)), dtype=np.uint32)
