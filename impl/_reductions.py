@@ -103,6 +103,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from . import _fast64
 from ._activations import _round_to_odd_f64
 from ._core import as_float_array, check_finite_param, narrow
 from ._dd import two_sum as _two_sum  # Knuth's TwoSum, shared with the double-double kernels
@@ -455,9 +456,12 @@ def _softmax_fast(x, axis, log, out_dtype):
       ``2**-53 |s_j|``), so no TwoSum is needed.
     * softmax: ``p_j = exp(s_j) * (1 / S)``: XLA's float64 exp (<= 1.3 ulp)
       and two roundings, under ``2**-50`` relative before the one rounding to
-      float32 (``narrow`` for bfloat16/float16: one correct rounding).  (Not
-      ``_fast64.exp``: its integer and bitcast operations split XLA's reduction
-      fusions, which made the sum 5x and the op 40x slower.)
+      float32 (``narrow`` for bfloat16/float16: one correct rounding).  The sum
+      keeps XLA's exp (``_fast64.exp``'s integer and bitcast operations split
+      XLA's reduction fusions, which made the sum 5x and the op 40x slower); below
+      4096 rows the quotient, a loop fusion of its own there, takes
+      ``_fast64.exp`` (under ``2**-51``, so the same bound), which vectorizes where
+      XLA's float64 exp in such a loop does not.
     * log_softmax: ``L = log1p(r)`` with ``r`` the sum without one maximum
       (its ties add 1 each), and ``y_j = s_j - L'`` with
       ``L' = max(L, 2**-52 |s_j|)``.  Raising ``L`` to ``2**-52 |s_j|`` (it can
@@ -479,7 +483,20 @@ def _softmax_fast(x, axis, log, out_dtype):
     if not log:
         S = jnp.sum(jnp.exp(sa), axis=axis, keepdims=True)
         xb, mb, rb = _fresh(x, M, 1.0 / S)
-        p = jnp.exp(_wide(xb) - mb) * rb
+        sb = _wide(xb) - mb
+        if _few_rows(x, axis):
+            # below 4096 rows this product is a loop fusion of XLA's own, where its float64 exp
+            # is slow, and _fast64.exp vectorizes (float32 2048 x 1024: 2.9 -> 2.3 ms, bfloat16
+            # 4.6 -> 3.0); past 4096 rows it would split the YNNPACK fusion (10x slower).  Where
+            # exp is below the smallest normal float64 it is 0, as XLA's exp gives it on this
+            # backend (subnormals flushed; -inf entries included), so that p, and the signs of
+            # the derivative's zeros, are those of the jnp.exp form (28 million float32,
+            # bfloat16 and float16 values and vjps compared: 8 zeros of the opposite sign, at
+            # arguments next to that point, where XLA's exp flushed); between that point and
+            # the kernel's clamp at -708 the clamp's exp(-708) rounds to 0 in every narrower dtype
+            p = jnp.where(sb < _LOG_TINY64, 0.0, _fast64.exp(sb)) * rb
+        else:
+            p = jnp.exp(sb) * rb
         return p if out_dtype == f64 else narrow(p, out_dtype)
     # masks in arithmetic (an elementwise select or compare would split the fusion):
     # |s| * 2**200 >= 2**51 for every nonzero s (a difference of float32 values is
@@ -558,6 +575,8 @@ def _softmax_op(x, axis, log):
 # than a second exp per element).  The normalizations' derivatives use the same size to choose
 # between sharing the value's statistics and computing their own (_normalize_op_jvp)
 _SMALL_P_BYTES = 1 << 23
+
+_LOG_TINY64 = math.log(np.finfo(np.float64).tiny)  # -708.396...: exp below it is subnormal
 
 
 def _float64_copy_fits(x) -> bool:

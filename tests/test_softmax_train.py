@@ -100,3 +100,36 @@ def test_higher_derivatives_of_float32_with_x64_off(op):
             x.astype(jnp.float64)))
     err = np.max(np.abs(got - want)) / np.max(np.abs(want))
     assert err <= 2.0**-23, f"{op}: float32 Hessian off by {err:.3g} of its largest entry"
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_few_rows_kernel_agrees_with_the_many_rows_path(dtype):
+    """Below 4096 rows softmax's quotient takes ``_fast64.exp`` (XLA's float64 exp is slow in
+    that loop fusion); from 4096 rows it keeps XLA's exp.  Both are within ``2**-50`` of the
+    exact value before one rounding, so each row must round to the same bits whichever path
+    it takes (a disagreement would need an exact value within ``2**-50`` of a rounding
+    boundary: about ``2**-25`` a value), and the derivatives, formed from the float64 ``p``,
+    too: 64 rows of 512 alone (the few-rows path) against the same rows on top of 4096 (the
+    many-rows path), logits of spread 30 with ``-inf`` entries, entries 750-1500 below the
+    maximum (``p`` below the smallest normal float64, 0 in both) and entries 708-708.39 below it
+    (``p`` a normal float64 in both, between the kernel's clamp and the smallest normal)."""
+    rng = np.random.default_rng(11)
+    xs = rng.standard_normal((4096, 512)) * 30
+    xs[::5, 7] = -np.inf
+    xs[::3, 9] = xs[::3].max(axis=1) - rng.uniform(750, 1500, xs[::3].shape[0])
+    xs[::2, 11] = xs[::2].max(axis=1) - rng.uniform(708.0, 708.39, xs[::2].shape[0])
+    x = jnp.asarray(xs, dtype)
+    ct = jnp.asarray(rng.standard_normal(xs.shape), dtype)
+
+    def value_and_grad(x, c):
+        y, vjp = jax.vjp(F.softmax, x)
+        return y, vjp(c)[0], jax.grad(lambda x: (F.softmax(x) * c).astype(jnp.float32).sum())(x)
+
+    few = jax.jit(value_and_grad)(x[:64], ct[:64])
+    many = jax.jit(value_and_grad)(x, ct)
+    for what, a, b in zip(("value", "vjp", "grad"), few, many):
+        bad = np.flatnonzero(bit_patterns(a) != bit_patterns(b[:64]))
+        assert bad.size == 0, (
+            f"softmax {dtype} {what}: 64 rows alone differ from the same rows among 4096 at flat indices "
+            f"{bad[:5].tolist()}: got {np.asarray(a).ravel()[bad[:5]].tolist()}, the many-rows path gives "
+            f"{np.asarray(b[:64]).ravel()[bad[:5]].tolist()}")
