@@ -498,19 +498,22 @@ def _softmax_fast(x, axis, log, out_dtype):
         else:
             p = jnp.exp(sb) * rb
         return p if out_dtype == f64 else narrow(p, out_dtype)
-    # masks in arithmetic (an elementwise select or compare would split the fusion):
-    # |s| * 2**200 >= 2**51 for every nonzero s (a difference of float32 values is
-    # 0 or at least 2**-149), so min(|s| * 2**200, 1) is [s != 0]; 2**1000 / |s| is
-    # 0 only for s = -inf, so min(2**1000 / |s|, 1) is [s != -inf]
-    a = jnp.abs(sa)
-    not_top = jnp.minimum(a * 2.0 ** 200, 1.0)
-    rest = jnp.sum(jnp.exp(jnp.maximum(sa, -700.0)) * (not_top * jnp.minimum(2.0 ** 1000 / a, 1.0)),
-                   axis=axis, keepdims=True)
-    ties = _tie_count(x, M, axis, distinct=_few_rows(x, axis))
+    # masks in arithmetic (an elementwise select or compare would split the fusion), with s <= 0
+    # (or -inf) on these rows: -s * 2**200 >= 2**51 for every nonzero s (a difference of float32
+    # values is 0 or at least 2**-149), so min(-s * 2**200, 1) is [s != 0]; s * 2**-1000 - 700 is
+    # -700 exactly for a finite s (|s| <= 2**129) and -inf for s = -inf, so the clamp below
+    # raises a finite s to -700 and leaves -inf entries at exp(-inf) = 0
+    not_top = jnp.minimum(sa * -(2.0 ** 200), 1.0)
+    rest = jnp.sum(jnp.exp(jnp.maximum(sa, sa * 2.0 ** -1000 - 700.0)) * not_top, axis=axis, keepdims=True)
+    if _few_rows(x, axis):
+        ties = _tie_count(x, M, axis, distinct=True)
+    else:
+        # one YNNPACK fusion: the count shares not_top (a sum of 0s and 1s, exact)
+        ties = x.shape[axis] - jnp.sum(not_top, axis=axis, keepdims=True)
     L = jnp.log1p(rest + (ties - 1.0))
     xb, mb, lb = _fresh(x, M, L)
     sb = _wide(xb) - mb
-    y = sb - jnp.maximum(lb, jnp.abs(sb) * 2.0 ** -52)
+    y = sb - jnp.maximum(lb, sb * -(2.0 ** -52))  # |s| = -s
     return y if out_dtype == f64 else narrow(y, out_dtype)
 
 
@@ -531,7 +534,7 @@ def _tie_count(x, M, axis, distinct):
     Called with x64 on (``_softmax_fast``'s caller): the constants must be float64."""
     if distinct:
         xc, mc = _fresh(x, -M)
-        k = jnp.sum(jnp.minimum(jnp.abs(_wide(xc) + mc) * 2.0 ** 201, 2.0), axis=axis, keepdims=True)
+        k = jnp.sum(jnp.minimum((_wide(xc) + mc) * -(2.0 ** 201), 2.0), axis=axis, keepdims=True)
         return x.shape[axis] - 0.5 * k
     xc, mc = _fresh(x, M)
     return jnp.sum(1.0 - jnp.minimum(jnp.abs(_wide(xc) - mc) * 2.0 ** 200, 1.0), axis=axis, keepdims=True)
