@@ -511,7 +511,9 @@ def _softmax_fast(x, axis, log, out_dtype):
         # one YNNPACK fusion: the count shares not_top (a sum of 0s and 1s, exact)
         ties = x.shape[axis] - jnp.sum(not_top, axis=axis, keepdims=True)
     L = jnp.log1p(rest + (ties - 1.0))
-    xb, mb, lb = _fresh(x, M, L)
+    # M + (L - L): M, or NaN on a row with a NaN entry (L is NaN there), so that the whole row
+    # is NaN: the maximum below (and XLA's YNNPACK row maximum) drops a NaN operand
+    xb, mb, lb = _fresh(x, M + (L - L), L)
     sb = _wide(xb) - mb
     y = sb - jnp.maximum(lb, sb * -(2.0 ** -52))  # |s| = -s
     return y if out_dtype == f64 else narrow(y, out_dtype)
@@ -540,11 +542,55 @@ def _tie_count(x, M, axis, distinct):
     return jnp.sum(1.0 - jnp.minimum(jnp.abs(_wide(xc) - mc) * 2.0 ** 200, 1.0), axis=axis, keepdims=True)
 
 
+# the edge-row path (_softmax64) evaluates blocks of rows of about this many elements in turn
+# (_by_row_blocks): its float64 temporaries, a dozen arrays of the input's size, are then those of
+# one block.  XLA allocates the temporaries of both lax.cond branches on every call, and one
+# allocation above glibc's mmap threshold (32 MiB) is fresh memory whose touched pages fault on
+# every call, the fast branch's included
+_EDGE_BLOCK_ELEMENTS = 1 << 15
+
+
+def _by_row_blocks(fn, x, axis):
+    """``fn(rows)`` (rows along the last axis, float64 or narrower outputs of the same shape) over
+    ``x``'s rows along ``axis``, a block of ``_EDGE_BLOCK_ELEMENTS`` (at least one row) at a
+    time with ``lax.map``; the rows are independent, so the result is ``fn`` of the whole.
+    Small inputs are evaluated at once."""
+    if x.size <= 2 * _EDGE_BLOCK_ELEMENTS or _explicitly_sharded(x):
+        return fn(x, axis)
+    xt = jnp.moveaxis(x, axis, -1)
+    shape, n = xt.shape, xt.shape[-1]
+    rows = xt.size // n
+    b = max(1, _EDGE_BLOCK_ELEMENTS // n)
+    k = -(-rows // b)
+    flat = xt.reshape(rows, n)
+    if k * b != rows:  # padding rows of zeros: ordinary rows, dropped below
+        flat = jnp.concatenate([flat, jnp.zeros((k * b - rows, n), x.dtype)])
+    flat = flat.reshape(k, b, n)
+    if x.dtype.itemsize == 2:
+        # a 16-bit input enters the loop as its bits: XLA's CPU backend made a float32 copy of a
+        # bfloat16 one for lax.map (4 bytes an element, the only full-size temporary)
+        dt = x.dtype
+        out = lax.map(lambda blk: fn(lax.bitcast_convert_type(blk, dt), -1), lax.bitcast_convert_type(flat, jnp.uint16))
+    else:
+        out = lax.map(lambda blk: fn(blk, -1), flat)
+    return jnp.moveaxis(out.reshape(k * b, n)[:rows].reshape(shape), -1, axis)
+
+
+def _explicitly_sharded(x) -> bool:
+    """Whether ``x`` is sharded over an explicit mesh axis (``jax.sharding.AxisType.Explicit``),
+    whose reshape into blocks of rows JAX cannot type without an ``out_sharding``: such an
+    input is evaluated whole (each device holds its own rows)."""
+    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
+    return spec is not None and any(s is not None for s in spec)
+
+
 def _softmax_value(x, axis, log, out_dtype):
     """The value of ``_softmax_op``: the fast float64 path for float32, bfloat16 and
     float16 inputs when every row's maximum is finite (``lax.cond`` on the whole
-    array; the edge rows take ``_softmax64``), ``_softmax64`` otherwise."""
-    slow = lambda x: _in64(lambda t: (_softmax64(t, axis, log, out_dtype != jnp.float64),), (out_dtype,), x)[0]
+    array; the edge rows take ``_softmax64``, by blocks of rows: ``_by_row_blocks``),
+    ``_softmax64`` otherwise."""
+    one = lambda t, ax: _in64(lambda u: (_softmax64(u, ax, log, out_dtype != jnp.float64),), (out_dtype,), t)[0]
+    slow = lambda x: _by_row_blocks(one, x, axis)
     if x.dtype == jnp.float64:
         return slow(x)
     with jax.enable_x64(True):
@@ -627,19 +673,19 @@ def _softmax_op_jvp(axis, log, primals, tangents):
     (NaN rows stay NaN).
 
     For float32, bfloat16 and float16 inputs of more than ``_SMALL_P_BYTES / 8`` elements ``p``
-    is not stored (except softmax's below 4096 rows, see the comment below): each of its two
-    consumers
-    (the row sum ``<p, dx>`` and the output) recomputes ``exp(min(x - M, 0)) / S`` from its own
-    copy of ``x`` (``_fresh``; ``x - M`` is exact in float64) with the row statistics ``M`` and
-    ``1/S`` (``M`` taken as 0 on rows without a finite maximum, whose derivative is 0: the
-    ``min`` keeps their ``p`` finite, or NaN on NaN rows).  A float64 ``p`` array written
-    between the passes cost more than the whole value."""
+    is not stored: each of its two consumers (the row sum ``<p, dx>`` and the output)
+    recomputes ``exp(-|x - M|) / S`` from its own copy of ``x`` (``_fresh``; ``x - M`` is exact
+    in float64) with the row statistics ``M`` and ``1/S`` (``M`` taken as 0 on rows without a
+    finite maximum, whose derivative is 0: the ``-|.|`` keeps their ``p`` finite, or NaN on NaN
+    rows).  A float64 ``p`` array written between the passes cost more than the whole
+    value."""
     (x, ), (dx, ) = primals, tangents
-    # below 4096 rows XLA splits the recomputing program and writes its float64 arrays out
-    # anyway (_YNN_MIN_ELEMENTS): there softmax stores p at any size (measured, float32 training
-    # step: 2048 x 1024 17.7 -> 15.3 ms, 2048 x 4096 93 -> 71 ms; from 4096 rows recomputing
-    # stays faster, 4096 x 512 4.4 against 7.9 ms); log_softmax gained nothing from it
-    small = x.dtype == jnp.float64 or _float64_copy_fits(x) or (_few_rows(x, axis) and not log)
+    # below 4096 rows softmax stored p at any size while its recomputation used XLA's float64
+    # exp, slow in the loop fusion the output pass is there (measured, float32 training step:
+    # 2048 x 1024 17.7 -> 15.3 ms); with _fast64.exp in that pass recomputing is faster again
+    # (2048 x 1024 float32: gradient 10.8 -> 8.5 ms, training step 13.3 -> 11.4; bfloat16
+    # 15.0 -> 8.8 and 14.9 -> 14.4)
+    small = x.dtype == jnp.float64 or _float64_copy_fits(x)
     if small and not log:
         y, p = _softmax_pair(x, axis)  # the value from the stored p
     else:
@@ -655,26 +701,45 @@ def _softmax_op_jvp(axis, log, primals, tangents):
         M = jnp.where(fin, M, 0.0)
         keep = jnp.where(fin, 1.0, 0.0)
 
+        # exp(-|x - M|): exp(x - M) where the maximum is finite (x <= M), at most 1 on the
+        # other rows (M taken as 0), whose p is only kept finite, and NaN at a NaN entry.  (A
+        # clamp min(x - M, 0) did the same, but XLA's YNNPACK fusions drop a NaN operand of a
+        # minimum or maximum, the row maximum's included: a NaN row's derivative came out
+        # finite, or NaN at the NaN entry alone, from 2**20 elements.)
         def e(*fresh):
             xf, mf = fresh
-            return jnp.exp(jnp.minimum(_wide(xf) - mf, 0.0))
+            return jnp.exp(-jnp.abs(_wide(xf) - mf))
 
         # 1/S; S + 1 on the rows without a finite maximum (an all -inf row has S = 0), in
         # arithmetic: a select on the sum made XLA split the fusions (2.4x slower)
         r = 1.0 / (jnp.sum(e(*_fresh(x, M)), axis=axis, keepdims=True) + (1.0 - keep))
-        if log and _few_rows(x, axis):
+        few = _few_rows(x, axis)
+        if few:
             # below 4096 rows XLA wrote the p this sum shares with S's out (8 bytes an element):
-            # here p from an expression and a clamp of its own (x + (-M); any clamp >= 0 gives
-            # the same p on rows with a finite maximum, where x - M <= 0; the others' p is only
-            # kept finite).  float32 training step 2048 x 1024: 19.0 -> 15.6 ms, the same bits
+            # here p from an expression of its own (x + (-M)); float32 training step 2048 x
+            # 1024: 19.0 -> 15.6 ms, the same bits
             xa, ma, ra = _fresh(x, -M, r)
-            pa = jnp.exp(jnp.minimum(_wide(xa) + ma, 1.0))
+            pa = jnp.exp(-jnp.abs(_wide(xa) + ma))
         else:
             xa, ma, ra = _fresh(x, M, r)
             pa = e(xa, ma)
         dot = jnp.sum(pa * ra * d, axis=axis, keepdims=True)
         if log:
+            # (below 4096 rows the transposition's ct * keep is written out, 8 bytes an element;
+            # d * keep - dot * keep, whose row sum is of ct alone, wrote out ct's float64 copy
+            # instead, and forward mode's jvp then wrote one more: no faster, measured)
             dy = (d - dot) * keep
+        elif few:
+            # p d - p dot with a p of its own in each term: transposed, the first term's
+            # coefficient goes to the output and the second's into the row sum of ct p; with one
+            # p, p (d - dot), the product ct p was shared by the two and written out below 4096
+            # rows (2048 x 1024: 16 MiB), and with _fast64.exp in the output pass, as in the
+            # value, its exp was (XLA's exp keeps the backward pass one YNNPACK fusion)
+            xb, mb, rb = _fresh(x, M, r)
+            eb = e(xb, mb)
+            xc, mc, rc = _fresh(x, -M, r)
+            ec = jnp.exp(-jnp.abs(_wide(xc) + mc))
+            dy = (eb * rb * keep) * d - (ec * rc * keep) * dot
         else:
             xb, mb, rb = _fresh(x, M, r)
             dy = e(xb, mb) * rb * ((d - dot) * keep)

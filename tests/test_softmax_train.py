@@ -1,11 +1,11 @@
 """softmax in a training step: the value that ``jax.vjp`` returns is the forward value, bit for
 bit, and the higher derivatives stay closed forms.
 
-Below ``_SMALL_P_BYTES`` of float64 (and, for softmax, at any size below 4096 rows) the
-derivative stores ``p``, the softmax in float64, and softmax's value in that step is ``p``
-rounded (``_softmax_pair``) instead of a second evaluation; otherwise the value is evaluated
-apart and ``p`` recomputed.  The shapes: (16, 33) stores ``p``; (1025, 1024) stores it for
-softmax and recomputes it for log_softmax; (4097, 256) recomputes it.  All must give the bits
+Below ``_SMALL_P_BYTES`` of float64 the derivative stores ``p``, the softmax in float64, and
+softmax's value in that step is ``p`` rounded (``_softmax_pair``) instead of a second
+evaluation; otherwise the value is evaluated apart and ``p`` recomputed.  The shapes: (16, 33)
+stores ``p``; (1025, 1024) recomputes it below 4096 rows; (4097, 256) recomputes it from 4096
+rows.  All must give the bits
 of ``impl.functional.softmax(x)``, edge rows (``+-inf`` entries, all ``-inf``, NaN) included.
 """
 
@@ -133,3 +133,72 @@ def test_few_rows_kernel_agrees_with_the_many_rows_path(dtype):
             f"softmax {dtype} {what}: 64 rows alone differ from the same rows among 4096 at flat indices "
             f"{bad[:5].tolist()}: got {np.asarray(a).ravel()[bad[:5]].tolist()}, the many-rows path gives "
             f"{np.asarray(b[:64]).ravel()[bad[:5]].tolist()}")
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("shape", [(16, 33), (1025, 1024), (300, 4096), (4097, 256)],
+                         ids=["stored-p", "few-rows", "few-wide-rows", "many-rows"])
+@pytest.mark.parametrize("edge", [False, True], ids=["fast-value", "edge-value"])
+def test_a_nan_row_is_nan_in_value_and_derivative(op, dtype, shape, edge):
+    """A row with a NaN entry is NaN throughout, in the value, ``jax.vjp``'s cotangent and
+    ``jax.grad``, and the other rows are not.  XLA's YNNPACK fusions drop a NaN operand of a
+    minimum or maximum (the row maximum's included) from about 2**20 elements: log_softmax's value and both
+    derivatives came out finite on such a row, or NaN at the NaN entry alone.  ``edge``: a
+    ``+inf`` entry elsewhere sends the value down the edge-row path."""
+    f = OPS[op]
+    xs = np.random.default_rng(3).standard_normal(shape) * 4
+    xs[4, 2] = np.nan
+    if edge:
+        xs[6, 1] = np.inf
+    x = jnp.asarray(xs, dtype)
+    ct = jnp.asarray(np.random.default_rng(4).standard_normal(shape), dtype)
+    y, vjp = jax.vjp(f, x)
+    g = jax.grad(lambda x: (f(x) * ct).astype(jnp.float32).sum())(x)
+    for what, a in (("value", y), ("vjp", vjp(ct)[0]), ("grad", g)):
+        a = np.asarray(a, np.float32)
+        finite_there = np.flatnonzero(~np.isnan(a[4]))
+        assert finite_there.size == 0, (f"{op} {dtype} {shape} {what}: the row with a NaN entry (row 4) is not NaN "
+                                        f"at columns {finite_there[:5].tolist()}: {a[4, finite_there[:5]].tolist()}")
+        others = np.flatnonzero(np.isnan(np.delete(a, 4, axis=0)).any(axis=1))
+        assert others.size == 0, f"{op} {dtype} {shape} {what}: NaN in rows without a NaN entry: {others[:5].tolist()}"
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("shape,axis", [((2051, 40), -1), ((300, 1000), 0), ((5, 30000), -1)],
+                         ids=["rows-padded", "axis0", "wide-rows"])
+def test_edge_rows_by_blocks_agree_with_rows_alone(op, dtype, shape, axis):
+    """An input with an edge row (``+inf``, all ``-inf``, NaN) takes the edge-row path, which
+    evaluates blocks of rows in turn once the input passes twice ``_EDGE_BLOCK_ELEMENTS``
+    (``_by_row_blocks``, its rows padded up to whole blocks).  Each row must come out as it does
+    evaluated alone (a small input, one evaluation), along either axis: a mix-up of rows
+    between blocks, or padding left in the result, fails here.  float64 runs with x64 on and
+    allows the last bits of its sums' order."""
+    from impl import _reductions as R
+
+    f = OPS[op]
+    xs = np.random.default_rng(5).standard_normal(shape) * 6
+    xs = xs if axis == -1 else xs.T.copy()  # rows along the axis
+    xs[1, 3], xs[2, :], xs[-1, 0] = np.inf, -np.inf, np.nan
+    xs[-2, 1] = xs[-2, 2] = np.inf
+    rows = xs if axis == -1 else xs.T
+    assert rows.size > 2 * R._EDGE_BLOCK_ELEMENTS
+    with jax.enable_x64(dtype == "float64"):
+        whole = np.asarray(jax.jit(f, static_argnames="axis")(jnp.asarray(rows, dtype), axis=axis))
+        whole = whole if axis == -1 else whole.T
+        picks = [0, 1, 2, 3, xs.shape[0] // 2, xs.shape[0] - 2, xs.shape[0] - 1]
+        for i in picks:
+            alone = np.asarray(f(jnp.asarray(xs[i:i + 1], dtype)))[0]
+            if dtype == "float64":
+                # float64 sums in the order XLA picks for the shape: a row alone and a block of
+                # rows may differ in the last bits (measured: at most 2 ulp); a mix-up does not
+                with np.errstate(invalid="ignore"):
+                    ulps = np.abs(alone - whole[i]) / np.spacing(np.abs(alone))
+                same = (bit_patterns(alone) == bit_patterns(whole[i])) | (ulps <= 2)
+                bad = np.flatnonzero(~same)
+            else:
+                bad = np.flatnonzero(bit_patterns(alone) != bit_patterns(whole[i]))
+            assert bad.size == 0, (
+                f"{op} {dtype} {shape} axis={axis}: row {i} among all rows differs from the row alone at "
+                f"{bad[:5].tolist()}: {whole[i][bad[:5]].tolist()} against {alone[bad[:5]].tolist()}")
