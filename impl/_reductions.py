@@ -459,8 +459,8 @@ def _softmax_fast(x, axis, log, out_dtype):
       float32 (``narrow`` for bfloat16/float16: one correct rounding).  The sum
       keeps XLA's exp (``_fast64.exp``'s integer and bitcast operations split
       XLA's reduction fusions, which made the sum 5x and the op 40x slower); below
-      4096 rows the quotient, a loop fusion of its own there, takes
-      ``_fast64.exp`` (under ``2**-51``, so the same bound), which vectorizes where
+      4096 rows, and for a bfloat16 or float16 value, the quotient, a loop fusion of its
+      own there, takes ``_fast64.exp`` (under ``2**-51``, so the same bound), which vectorizes where
       XLA's float64 exp in such a loop does not.
     * log_softmax: ``L = log1p(r)`` with ``r`` the sum without one maximum
       (its ties add 1 each), and ``y_j = s_j - L'`` with
@@ -482,12 +482,23 @@ def _softmax_fast(x, axis, log, out_dtype):
     sa = _wide(xa) - ma
     if not log:
         S = jnp.sum(jnp.exp(sa), axis=axis, keepdims=True)
-        xb, mb, rb = _fresh(x, M, 1.0 / S)
+        r = 1.0 / S
+        narrowed = out_dtype in (jnp.bfloat16, jnp.float16)
+        if narrowed and not _few_rows(x, axis):
+            # from 4096 rows XLA's YNNPACK fusion of the sum took the product exp(s) * (1/S)
+            # too and wrote it out for narrow's round-to-odd, whose integer operations it
+            # cannot take (8 bytes an element: 4096 x 1024 bfloat16 32 MiB, 15-16 ms against
+            # 4.2-4.7 for jax.nn); a select on the row's 1/S (S >= 1 here; a NaN S, from a
+            # NaN entry, passes as NaN) is not taken, which leaves the product to a loop
+            # fusion with the rounding, where _fast64.exp runs faster than XLA's exp (below)
+            r = jnp.where(S > 0, r, S)
+        xb, mb, rb = _fresh(x, M, r)
         sb = _wide(xb) - mb
-        if _few_rows(x, axis):
-            # below 4096 rows this product is a loop fusion of XLA's own, where its float64 exp
-            # is slow, and _fast64.exp vectorizes (float32 2048 x 1024: 2.9 -> 2.3 ms, bfloat16
-            # 4.6 -> 3.0); past 4096 rows it would split the YNNPACK fusion (10x slower).  Where
+        if _few_rows(x, axis) or narrowed:
+            # below 4096 rows (and for a narrowed value, above) this product is a loop fusion of
+            # XLA's own, where its float64 exp is slow, and _fast64.exp vectorizes (float32 2048
+            # x 1024: 2.9 -> 2.3 ms, bfloat16 4.6 -> 3.0); a float32 value from 4096 rows is one
+            # YNNPACK fusion, which it would split (10x slower).  Where
             # exp is below the smallest normal float64 it is 0, as XLA's exp gives it on this
             # backend (subnormals flushed; -inf entries included), so that p, and the signs of
             # the derivative's zeros, are those of the jnp.exp form (28 million float32,
