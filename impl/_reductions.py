@@ -441,7 +441,7 @@ def _softmax64(t, axis, log, sticky):
     return jnp.where(nan_row, jnp.nan, out)
 
 
-def _softmax_fast(x, axis, log, out_dtype):
+def _softmax_fast(x, axis, log, out_dtype, row_max=None):
     """softmax or log_softmax of a float32, bfloat16 or float16 ``x`` whose every
     row has a finite maximum, in float64, rounded to ``out_dtype`` (float64 for
     the derivative's ``p``).
@@ -477,7 +477,8 @@ def _softmax_fast(x, axis, log, out_dtype):
     * The ties of the maximum are counted in a pass of their own (``_tie_count``).
     """
     f64 = jnp.float64
-    M = jnp.max(x, axis=axis, keepdims=True).astype(f64)
+    # row_max: the caller's (lax.cond's test), which the branch would otherwise compute again
+    M = (jnp.max(x, axis=axis, keepdims=True) if row_max is None else row_max).astype(f64)
     xa, ma = _fresh(x, M)
     sa = _wide(xa) - ma
     if not log:
@@ -605,8 +606,10 @@ def _softmax_value(x, axis, log, out_dtype):
     if x.dtype == jnp.float64:
         return slow(x)
     with jax.enable_x64(True):
-        edge = ~jnp.all(jnp.isfinite(jnp.max(x, axis=axis)))
-        return lax.cond(edge, slow, lambda x: _softmax_fast(x, axis, log, out_dtype), x)
+        row_max = jnp.max(x, axis=axis, keepdims=True)
+        edge = ~jnp.all(jnp.isfinite(row_max))
+        return lax.cond(edge, lambda x, m: slow(x), lambda x, m: _softmax_fast(x, axis, log, out_dtype, m),
+                        x, row_max)
 
 
 # XLA's CPU backend hands an instruction to a YNNPACK fusion only when its shape or an operand's
