@@ -459,9 +459,9 @@ def _softmax_fast(x, axis, log, out_dtype, row_max=None):
       float32 (``narrow`` for bfloat16/float16: one correct rounding).  The sum
       keeps XLA's exp (``_fast64.exp``'s integer and bitcast operations split
       XLA's reduction fusions, which made the sum 5x and the op 40x slower); below
-      4096 rows, and for a bfloat16 or float16 value, the quotient, a loop fusion of its
-      own there, takes ``_fast64.exp`` (under ``2**-51``, so the same bound), which vectorizes where
-      XLA's float64 exp in such a loop does not.
+      4096 rows, and for a bfloat16 or float16 value, the quotient, a loop fusion of
+      its own there, takes ``_fast64.exp`` (under ``2**-51``, so the same bound), which
+      vectorizes where XLA's float64 exp in such a loop does not.
     * log_softmax: ``L = log1p(r)`` with ``r`` the sum without one maximum
       (its ties add 1 each), and ``y_j = s_j - L'`` with
       ``L' = max(L, 2**-52 |s_j|)``.  Raising ``L`` to ``2**-52 |s_j|`` (it can
@@ -484,8 +484,8 @@ def _softmax_fast(x, axis, log, out_dtype, row_max=None):
     if not log:
         S = jnp.sum(jnp.exp(sa), axis=axis, keepdims=True)
         r = 1.0 / S
-        narrowed = out_dtype in (jnp.bfloat16, jnp.float16)
-        if narrowed and not _few_rows(x, axis):
+        few, narrowed = _few_rows(x, axis), out_dtype in (jnp.bfloat16, jnp.float16)
+        if narrowed and not few:
             # from 4096 rows XLA's YNNPACK fusion of the sum took the product exp(s) * (1/S)
             # too and wrote it out for narrow's round-to-odd, whose integer operations it
             # cannot take (8 bytes an element: 4096 x 1024 bfloat16 32 MiB, 15-16 ms against
@@ -495,7 +495,7 @@ def _softmax_fast(x, axis, log, out_dtype, row_max=None):
             r = jnp.where(S > 0, r, S)
         xb, mb, rb = _fresh(x, M, r)
         sb = _wide(xb) - mb
-        if _few_rows(x, axis) or narrowed:
+        if few or narrowed:
             # below 4096 rows (and for a narrowed value, above) this product is a loop fusion of
             # XLA's own, where its float64 exp is slow, and _fast64.exp vectorizes (float32 2048
             # x 1024: 2.9 -> 2.3 ms, bfloat16 4.6 -> 3.0); a float32 value from 4096 rows is one
@@ -566,7 +566,8 @@ def _by_row_blocks(fn, x, axis):
     """``fn(rows)`` (rows along the last axis, float64 or narrower outputs of the same shape) over
     ``x``'s rows along ``axis``, a block of ``_EDGE_BLOCK_ELEMENTS`` (at least one row) at a
     time with ``lax.map``; the rows are independent, so the result is ``fn`` of the whole.
-    Small inputs are evaluated at once."""
+    Small inputs are evaluated at once.  (``_act64._blockwise`` is the elementwise counterpart:
+    it may cut anywhere, where this keeps every row whole along ``axis``.)"""
     if x.size <= 2 * _EDGE_BLOCK_ELEMENTS or _explicitly_sharded(x):
         return fn(x, axis)
     xt = jnp.moveaxis(x, axis, -1)
@@ -724,6 +725,10 @@ def _softmax_op_jvp(axis, log, primals, tangents):
             xf, mf = fresh
             return jnp.exp(-jnp.abs(_wide(xf) - mf))
 
+        def e_plus(xf, neg_mf):
+            # the same value from x + (-M): an expression XLA does not merge with e's
+            return jnp.exp(-jnp.abs(_wide(xf) + neg_mf))
+
         # 1/S; S + 1 on the rows without a finite maximum (an all -inf row has S = 0), in
         # arithmetic: a select on the sum made XLA split the fusions (2.4x slower)
         r = 1.0 / (jnp.sum(e(*_fresh(x, M)), axis=axis, keepdims=True) + (1.0 - keep))
@@ -733,7 +738,7 @@ def _softmax_op_jvp(axis, log, primals, tangents):
             # here p from an expression of its own (x + (-M)); float32 training step 2048 x
             # 1024: 19.0 -> 15.6 ms, the same bits
             xa, ma, ra = _fresh(x, -M, r)
-            pa = jnp.exp(-jnp.abs(_wide(xa) + ma))
+            pa = e_plus(xa, ma)
         else:
             xa, ma, ra = _fresh(x, M, r)
             pa = e(xa, ma)
@@ -752,7 +757,7 @@ def _softmax_op_jvp(axis, log, primals, tangents):
             xb, mb, rb = _fresh(x, M, r)
             eb = e(xb, mb)
             xc, mc, rc = _fresh(x, -M, r)
-            ec = jnp.exp(-jnp.abs(_wide(xc) + mc))
+            ec = e_plus(xc, mc)
             dy = (eb * rb * keep) * d - (ec * rc * keep) * dot
         else:
             xb, mb, rb = _fresh(x, M, r)

@@ -5,8 +5,8 @@ Below ``_SMALL_P_BYTES`` of float64 the derivative stores ``p``, the softmax in 
 softmax's value in that step is ``p`` rounded (``_softmax_pair``) instead of a second
 evaluation; otherwise the value is evaluated apart and ``p`` recomputed.  The shapes: (16, 33)
 stores ``p``; (1025, 1024) recomputes it below 4096 rows; (4097, 256) recomputes it from 4096
-rows.  All must give the bits
-of ``impl.functional.softmax(x)``, edge rows (``+-inf`` entries, all ``-inf``, NaN) included.
+rows.  All must give the bits of ``impl.functional.softmax(x)``, edge rows (``+-inf`` entries,
+all ``-inf``, NaN) included.
 """
 
 from __future__ import annotations
@@ -143,8 +143,8 @@ def test_few_rows_kernel_agrees_with_the_many_rows_path(dtype):
 def test_a_nan_row_is_nan_in_value_and_derivative(op, dtype, shape, edge):
     """A row with a NaN entry is NaN throughout, in the value, ``jax.vjp``'s cotangent and
     ``jax.grad``, and the other rows are not.  XLA's YNNPACK fusions drop a NaN operand of a
-    minimum or maximum (the row maximum's included) from about 2**20 elements: log_softmax's value and both
-    derivatives came out finite on such a row, or NaN at the NaN entry alone.  ``edge``: a
+    minimum or maximum (the row maximum's included) from about 2**20 elements: log_softmax's
+    value and both derivatives came out finite on such a row, or NaN at the NaN entry alone.  ``edge``: a
     ``+inf`` entry elsewhere sends the value down the edge-row path."""
     f = OPS[op]
     xs = np.random.default_rng(3).standard_normal(shape) * 4
@@ -192,7 +192,8 @@ def test_edge_rows_by_blocks_agree_with_rows_alone(op, dtype, shape, axis):
             alone = np.asarray(f(jnp.asarray(xs[i:i + 1], dtype)))[0]
             if dtype == "float64":
                 # float64 sums in the order XLA picks for the shape: a row alone and a block of
-                # rows may differ in the last bits (measured: at most 2 ulp); a mix-up does not
+                # rows may differ in the last bits (measured on these cases: at most 2.0 ulp, on
+                # log_softmax's rows); a row from another block differs by far more
                 with np.errstate(invalid="ignore"):
                     ulps = np.abs(alone - whole[i]) / np.spacing(np.abs(alone))
                 same = (bit_patterns(alone) == bit_patterns(whole[i])) | (ulps <= 2)
