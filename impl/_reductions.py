@@ -402,8 +402,11 @@ def _softmax64(t, axis, log, sticky):
     ``_softmax_op`` carries the derivative.
     """
     n = t.shape[axis]
-    M = jnp.max(t, axis=axis, keepdims=True)  # NaN when the row holds a NaN
-    nan_row, all_ninf = jnp.isnan(M), M == -jnp.inf
+    M = jnp.max(t, axis=axis, keepdims=True)
+    # XLA's CPU maximum reductions skip a NaN (from 4096 elements they return the largest other
+    # entry, or -inf for a NaN in a row's last position), so NaN rows are found apart from M
+    nan_row = jnp.any(jnp.isnan(t), axis=axis, keepdims=True)
+    all_ninf = M == -jnp.inf
     special = nan_row | (M == jnp.inf) | all_ninf
     hi, lo = _two_sum(t, -jnp.where(special, 0.0, M))  # x - max = hi + lo exactly
     fin = jnp.isfinite(hi)

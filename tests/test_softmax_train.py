@@ -136,26 +136,31 @@ def test_few_rows_kernel_agrees_with_the_many_rows_path(dtype):
 
 
 @pytest.mark.parametrize("op", sorted(OPS))
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 @pytest.mark.parametrize("shape", [(16, 33), (1025, 1024), (300, 4096), (4097, 256)],
                          ids=["stored-p", "few-rows", "few-wide-rows", "many-rows"])
 @pytest.mark.parametrize("edge", [False, True], ids=["fast-value", "edge-value"])
-def test_a_nan_row_is_nan_in_value_and_derivative(op, dtype, shape, edge):
+@pytest.mark.parametrize("column", [2, -1], ids=["nan-inside", "nan-last"])
+def test_a_nan_row_is_nan_in_value_and_derivative(op, dtype, shape, edge, column):
     """A row with a NaN entry is NaN throughout, in the value, ``jax.vjp``'s cotangent and
-    ``jax.grad``, and the other rows are not.  XLA's YNNPACK fusions drop a NaN operand of a
-    minimum or maximum (the row maximum's included) from about 2**20 elements: log_softmax's
-    value and both derivatives came out finite on such a row, or NaN at the NaN entry alone.  ``edge``: a
-    ``+inf`` entry elsewhere sends the value down the edge-row path."""
+    ``jax.grad``, and the other rows are not.  XLA's CPU reductions by maximum skip a NaN from
+    4096 elements (YNNPACK): the row maximum is the largest other entry, or ``-inf`` when the
+    NaN is the row's last entry.  log_softmax's value and both derivatives came out finite on
+    such a row, or NaN at the NaN entry alone; with the NaN last, the row read as all ``-inf``
+    and both ops gave the uniform ``1/n`` (``log n``), float64 included.  ``edge``: a ``+inf``
+    entry elsewhere sends the value down the edge-row path."""
     f = OPS[op]
     xs = np.random.default_rng(3).standard_normal(shape) * 4
-    xs[4, 2] = np.nan
+    xs[4, column] = np.nan
     if edge:
         xs[6, 1] = np.inf
-    x = jnp.asarray(xs, dtype)
-    ct = jnp.asarray(np.random.default_rng(4).standard_normal(shape), dtype)
-    y, vjp = jax.vjp(f, x)
-    g = jax.grad(lambda x: (f(x) * ct).astype(jnp.float32).sum())(x)
-    for what, a in (("value", y), ("vjp", vjp(ct)[0]), ("grad", g)):
+    with jax.enable_x64(dtype == "float64"):
+        x = jnp.asarray(xs, dtype)
+        ct = jnp.asarray(np.random.default_rng(4).standard_normal(shape), dtype)
+        y, vjp = jax.vjp(f, x)
+        g = jax.grad(lambda x: (f(x) * ct).astype(jnp.float32).sum())(x)
+        results = (("value", y), ("vjp", vjp(ct)[0]), ("grad", g))
+    for what, a in results:
         a = np.asarray(a, np.float32)
         finite_there = np.flatnonzero(~np.isnan(a[4]))
         assert finite_there.size == 0, (f"{op} {dtype} {shape} {what}: the row with a NaN entry (row 4) is not NaN "
