@@ -1,7 +1,10 @@
 """Pooling over NHWC windows: ``max_pool2d`` (exact) and ``avg_pool2d`` (correctly rounded).
 
 ``max_pool2d`` returns one of the window's values, so it is exact in every
-dtype.  Padded cells are ``-inf`` and never win.
+dtype; a window holding a NaN gives NaN (``_max``: XLA's CPU reductions by maximum
+skip a NaN).  Padded cells are ``-inf`` and never win.  Its derivative goes to the
+window's first maximal cell, as ``lax.reduce_window``'s and PyTorch's do, and is
+NaN there for a window holding a NaN.
 
 ``avg_pool2d`` returns the exact mean of the window's input cells rounded once
 to the input dtype (round to nearest, ties to even).  Padded cells are NOT
@@ -79,11 +82,58 @@ def max_pool2d(x, kernel_size, strides=None, padding="VALID"):
 def _max_pool2d(x, kernel, strides, padding):
     x = as_float_array(x)
     x, squeeze = W.spatial_input(x, "max_pool2d")
-    pads, _ = W.resolve_padding(padding, x.shape[1:3], kernel, strides, (1, 1), "max_pool2d")
-    # a concrete (numpy) -inf lets JAX recognise reduce_window_max, which reverse-mode differentiates
-    y = lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, (1, *kernel, 1), (1, *strides, 1),
-                          ((0, 0), *pads, (0, 0)))
+    pads, out_hw = W.resolve_padding(padding, x.shape[1:3], kernel, strides, (1, 1), "max_pool2d")
+    y = _max(x, (kernel, strides, pads, out_hw))
     return y[0] if squeeze else y
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _max(x, geom):
+    """The window maxima, NaN for a window that holds a NaN.
+
+    ``lax.reduce_window`` with ``lax.max`` (a YNNPACK fusion), except for a float32 or float64
+    input whose sum is NaN (one that holds a NaN, or both infinities): XLA's CPU reductions by
+    maximum skip a NaN in those dtypes (its YNNPACK fusions, from 4096 elements, return the
+    largest other value, or ``-inf`` for a NaN in a window's last cell), so such an input takes
+    elementwise maxima of the window's cells (``_window_terms``), which propagate NaN.  Not
+    the maxima for every input: in a network XLA fuses the producer of ``x`` (GELU's float64
+    loop) into their strided loop, which made the ModernCNN's forward pass 1.5-1.7x slower at
+    batch 8.  bfloat16 and float16 reductions keep NaN there (XLA widens them to float32 first;
+    ``tests/test_layers_model.py`` pins the NaN windows of every dtype at 2**22 elements)."""
+    (kh, kw), (sh, sw), pads, _ = geom
+
+    def reduced(x):
+        return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, (1, kh, kw, 1), (1, sh, sw, 1),
+                                 ((0, 0), *pads, (0, 0)))
+
+    if x.dtype.itemsize == 2:
+        return reduced(x)
+    return lax.cond(jnp.isnan(jnp.sum(x)), lambda x: functools.reduce(jnp.maximum, _window_terms(x, geom, -np.inf)),
+                    reduced, x)
+
+
+@_max.defjvp
+def _max_jvp(geom, primals, tangents):
+    """The tangent of the window's first cell that holds the maximum (``lax.reduce_window``'s and
+    PyTorch's choice), times NaN for a window that holds a NaN (its first NaN cell is that cell):
+    a NaN input has NaN derivatives (docs/conventions.md).  Written as a chain of selects, whose
+    transposition is a few fused passes: ``select_and_scatter``, ``lax.reduce_window``'s, cost
+    13x more at 2**22 float32 elements.  The tangent is carried in float32 for the 16-bit
+    dtypes: a cell covered by overlapping windows adds its cotangents there and is rounded once."""
+    (x,), (t,) = primals, tangents
+    y = _max(x, geom)
+    acc = jnp.promote_types(t.dtype, jnp.float32)
+    dy, found = None, None
+    ya = y.astype(acc)  # exact; comparisons and selects in 16 bits are slower
+    for cell, dcell in zip(_window_terms(x.astype(acc), geom, -np.inf), _window_terms(t.astype(acc), geom, 0)):
+        hit = (cell == ya) | jnp.isnan(cell)  # no cell is NaN unless y is
+        if found is None:
+            dy, found = jnp.where(hit, dcell, jnp.zeros_like(dcell)), hit
+        else:
+            dy, found = jnp.where(hit & ~found, dcell, dy), found | hit
+    # a factor, not a select of dy * NaN: the transposition of that would reach every window as 0 * NaN
+    dy = dy * jnp.where(jnp.isnan(ya), jnp.array(np.nan, acc), jnp.ones((), acc))
+    return y, dy.astype(t.dtype)
 
 
 def avg_pool2d(x, kernel_size, strides=None, padding="VALID"):
@@ -115,10 +165,10 @@ def _counts(n, k, s, lo, out):
     return np.minimum(start + k, n) - np.maximum(start, 0)
 
 
-def _window_terms(x, geom):
-    """The ``kh * kw`` strided slices of the zero-padded input, one per window cell."""
+def _window_terms(x, geom, fill=0):
+    """The ``kh * kw`` strided slices of the input padded with ``fill``, one per window cell."""
     (kh, kw), (sh, sw), pads, (oh, ow) = geom
-    xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+    xp = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=np.array(fill, x.dtype))
     n, c = x.shape[0], x.shape[3]
     return [lax.slice(xp, (0, i, j, 0), (n, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, c), (1, sh, sw, 1))
             for i in range(kh) for j in range(kw)]

@@ -307,6 +307,71 @@ def test_max_pool2d_gradient_goes_to_the_maximum(dtype, impl_op):
     assert g.dtype == x.dtype and np.asarray(g).ravel().tolist() == [1.0, 0.0, 0.0, 0.0], g
 
 
+@pytest.mark.jax_transforms
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("shape", [(1, 8, 8, 4), (64, 32, 32, 64)], ids=["small", "2**22"])
+def test_max_pool2d_nan_windows(dtype, shape, impl_op):
+    """A 2 x 2 window holding a NaN is NaN, whichever of its cells holds it, and the cotangent of
+    a window goes to its first maximal cell (its first NaN cell, where it is NaN: a NaN input has
+    NaN derivatives).  XLA's CPU reductions by maximum skip a NaN from 4096 elements (YNNPACK;
+    ``-inf`` when the NaN is a row's last entry): float32 windows with a NaN came out finite, at
+    every size tried from (1, 8, 8, 64)."""
+    fn = impl_op("max_pool2d")
+    rng = np.random.default_rng(7)
+    xs = rng.standard_normal(shape).astype(np.float32)
+    n, h, w, c = shape
+    for k, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):  # each cell of a window
+        xs[-1 if k % 2 else 0, 2 + i, 2 * k + j, k % c] = np.nan
+    xs[0, 5, 4:6, c - 1] = np.nan  # two NaNs in one window: the first gets the cotangent
+    with x64_for(dtype):
+        x = jnp.asarray(xs, dtype)
+        ct = jnp.asarray(rng.uniform(1, 2, (n, h // 2, w // 2, c)), dtype)
+        y, vjp = jax.vjp(lambda t: fn(t, 2), x)
+        g = np.asarray(vjp(ct)[0], np.float64)
+        y = np.asarray(y, np.float64)
+        cs = np.asarray(ct, np.float64)
+    xq = np.asarray(x.astype(jnp.float32), np.float64)
+    windows = xq.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(n, h // 2, w // 2, c, 4)
+    want = windows.max(axis=-1)  # NumPy's maximum propagates NaN
+    bad = ~((y == want) | (np.isnan(y) & np.isnan(want)))
+    assert not bad.any(), (f"max_pool2d {dtype} {shape}: windows {np.argwhere(bad)[:4].tolist()} give "
+                           f"{y[bad][:4].tolist()}, expected {want[bad][:4].tolist()}")
+    first = windows.argmax(axis=-1)  # NumPy's argmax: the first NaN, else the first maximum
+    routed = np.zeros(windows.shape)
+    np.put_along_axis(routed, first[..., None], np.where(np.isnan(want), np.nan, cs)[..., None], axis=-1)
+    want_g = routed.reshape(n, h // 2, w // 2, c, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(shape)
+    bad = ~((g == want_g) | (np.isnan(g) & np.isnan(want_g)))
+    assert not bad.any(), (f"max_pool2d {dtype} {shape}: the cotangent at cells {np.argwhere(bad)[:4].tolist()} is "
+                           f"{g[bad][:4].tolist()}, expected {want_g[bad][:4].tolist()} (the window's first maximal "
+                           f"cell; NaN at a NaN window's first NaN cell)")
+
+
+@pytest.mark.jax_transforms
+def test_max_pool2d_overlapping_windows_round_the_gradient_once(impl_op):
+    """A cell under several overlapping windows receives the sum of their cotangents, rounded
+    once to bfloat16.  Before, XLA's ``select_and_scatter`` added them in bfloat16, a rounding
+    a term: 18 of the 648 cells of this input differed from the correctly rounded sum."""
+    import ml_dtypes
+
+    fn = impl_op("max_pool2d")
+    x = jnp.asarray(np.random.default_rng(1).standard_normal((2, 9, 9, 4)), jnp.bfloat16)
+    ct = jnp.asarray(np.random.default_rng(2).standard_normal((2, 7, 7, 4)), jnp.bfloat16)
+    g = np.asarray(jax.vjp(lambda t: fn(t, 3, 1), x)[1](ct)[0])
+    xs, cs = np.asarray(x, np.float64), np.asarray(ct, np.float64)
+    exact = np.zeros(xs.shape)  # float64 sums of at most 9 bfloat16 values: exact
+    for i in range(7):
+        for j in range(7):
+            k = xs[:, i:i + 3, j:j + 3, :].reshape(2, 9, 4).argmax(axis=1)  # the first maximal cell
+            for b in range(2):
+                for ch in range(4):
+                    exact[b, i + k[b, ch] // 3, j + k[b, ch] % 3, ch] += cs[b, i, j, ch]
+    want = exact.astype(ml_dtypes.bfloat16)
+    bad = np.argwhere(g.view(np.uint16) != want.view(np.uint16))
+    assert bad.size == 0, (f"max_pool2d bfloat16 3x3 stride 1: the gradient at cells {bad[:4].tolist()} is "
+                           f"{g[tuple(bad[:4].T)].tolist()}, the correctly rounded sum is "
+                           f"{want[tuple(bad[:4].T)].tolist()}")
+
+
 def test_max_pool2d_same_padding_never_picks_padding(impl_op):
     fn = impl_op("max_pool2d")
     x = -jnp.arange(1.0, 10.0, dtype=jnp.float32).reshape(1, 3, 3, 1)
