@@ -11,16 +11,17 @@ Usage::
 
 Method: for each (op, dtype, size, mode) every implementation is jitted and
 compiled first, then all of them are timed interleaved (one call each, round
-robin) ``--repeats`` times on the same device-resident input, each call
-followed by ``block_until_ready``; the table gives the median.  Ratio =
+robin, the order reversed every other round) ``--repeats`` times on the same
+device-resident input, each call followed by ``block_until_ready``; the table
+gives the median.  Ratio =
 vetted time / fastest peer's time.  The summary gives each op's WORST ratio
 over sizes and modes: a single large size hides the compute cost behind page
 faults and memory bandwidth, a small one behind dispatch.
 
 Sizes (``--sizes``, log2 of the element count; default 14, 18, 22, 24):
 elementwise ops on a flat array of ``2**k`` elements; softmax, layer_norm and
-rms_norm on ``(2**k / 1024, 1024)`` rows; batch_norm and group_norm on NHWC
-``(2**k / 4096, 8, 8, 64)``.  Modes (``--modes``):
+rms_norm on ``(2**k / 1024, 1024)`` rows; batch_norm, group_norm and max_pool2d
+(2 x 2 windows) on NHWC ``(2**k / 4096, 8, 8, 64)``.  Modes (``--modes``):
 
 * ``forward``: ``f(x)``;
 * ``grad``: ``jax.grad(lambda x: f(x).sum())``, the backward pass alone;
@@ -60,6 +61,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 import impl.functional as F
 
@@ -155,21 +157,35 @@ def _norm_entries(F=F):
         except ImportError:
             pass
         out.append(("group_norm", (64, 32, 32, 64), lambda x: F.group_norm(x, 4), peers))
+    if hasattr(F, "max_pool2d"):
+        # 2 x 2 windows, stride 2, as the tutorial's ModernCNN pools
+        peers = [("jax.lax", lambda x: lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, (1, 2, 2, 1),
+                                                         (1, 2, 2, 1), "VALID"))]
+        try:
+            from flax import nnx
+
+            peers.append(("flax.nnx", lambda x: nnx.max_pool(x, (2, 2), (2, 2))))
+        except ImportError:
+            pass
+        out.append(("max_pool2d", (64, 32, 32, 64), lambda x: F.max_pool2d(x, 2), peers))
     return out
 
 
 def median_times(calls, repeats):
     """Median seconds of each zero-argument call: each is run twice first (compilation,
     warm-up), then all are called round robin ``repeats`` times, ``block_until_ready``
-    after each."""
+    after each, in reverse order every other round, so that no call always follows the
+    same one (a call right after another program's can find its caches and the thread
+    pool in another state: 0-9 % between two copies of one program in a fixed order here)."""
     for c in calls:
         jax.block_until_ready(c())
         jax.block_until_ready(c())
     times = [[] for _ in calls]
-    for _ in range(repeats):
-        for i, c in enumerate(calls):
+    for r in range(repeats):
+        order = range(len(calls)) if r % 2 == 0 else reversed(range(len(calls)))
+        for i in order:
             t = time.perf_counter()
-            jax.block_until_ready(c())
+            jax.block_until_ready(calls[i]())
             times[i].append(time.perf_counter() - t)
     return [statistics.median(t) for t in times]
 
@@ -187,7 +203,7 @@ def _shape(name, k):
     n = 1 << k
     if name in ("softmax", "log_softmax", "layer_norm", "rms_norm"):
         return (max(n // 1024, 1), 1024)
-    if name in ("batch_norm", "group_norm"):
+    if name in ("batch_norm", "group_norm", "max_pool2d"):
         return (max(n // 4096, 1), 8, 8, 64)
     return (n,)
 
@@ -248,7 +264,7 @@ def _measure(name, vetted, peers, dtype, mode, k, repeats, other=None):
         shape = _shape(name, k)
         x = _input(shape, dtype)
         if mode == "train":
-            ct = _input(shape, dtype, 3)
+            ct = _input(jax.eval_shape(fns[0], x).shape, dtype, 3)  # the output's shape (pooling)
             calls = [lambda f=jax.jit(_train(g)): f(x, ct) for g in fns[:-1]]
         else:
             wrap = _grad if mode == "grad" else (lambda f: f)
