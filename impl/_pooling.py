@@ -123,14 +123,11 @@ def _max_jvp(geom, primals, tangents):
     (x,), (t,) = primals, tangents
     y = _max(x, geom)
     acc = jnp.promote_types(t.dtype, jnp.float32)
-    dy, found = None, None
     ya = y.astype(acc)  # exact; comparisons and selects in 16 bits are slower
+    dy, found = jnp.zeros(ya.shape, acc), jnp.zeros(ya.shape, bool)
     for cell, dcell in zip(_window_terms(x.astype(acc), geom, -np.inf), _window_terms(t.astype(acc), geom, 0)):
-        hit = (cell == ya) | jnp.isnan(cell)  # no cell is NaN unless y is
-        if found is None:
-            dy, found = jnp.where(hit, dcell, jnp.zeros_like(dcell)), hit
-        else:
-            dy, found = jnp.where(hit & ~found, dcell, dy), found | hit
+        hit = ((cell == ya) | jnp.isnan(cell)) & ~found  # no cell is NaN unless y is
+        dy, found = jnp.where(hit, dcell, dy), found | hit
     # a factor, not a select of dy * NaN: the transposition of that would reach every window as 0 * NaN
     dy = dy * jnp.where(jnp.isnan(ya), jnp.array(np.nan, acc), jnp.ones((), acc))
     return y, dy.astype(t.dtype)

@@ -141,8 +141,9 @@ def test_eps0_forward_writes_no_float64_array(op):
 def test_softmax_fast_path_below_4096_rows(log, dtype):
     """The fast path alone (``lax.cond``'s edge-row branch, by blocks of rows, has a few arrays
     of one block, and a 16-bit output of its own) writes no float64 array at 1024 rows of 1024.
-    log_softmax wrote 32 MiB there (``x - M``, ``|x - M|`` and two broadcast constants, shared by its sum of
-    exponentials and its tie count) before the count took expressions of its own (``_tie_count``)."""
+    log_softmax wrote 32 MiB there (``x - M``, ``|x - M|`` and two broadcast constants, shared
+    by its sum of exponentials and its tie count) before the count took expressions of its own
+    (``_tie_count``)."""
     from impl import _reductions as R
 
     def fast(x):
@@ -156,8 +157,8 @@ def test_log_softmax_training_step_below_4096_rows():
     """log_softmax's training step at 2048 rows of 1024 (2**21 elements: its derivative
     recomputes p) writes one full-size float64 array outside ``lax.cond``'s edge-row branch
     (the float64 cotangent times the row's 0-or-1 factor, read by a row sum and by the output),
-    counted in the compiled program's entry computation.  Before the sum ``<p, dx>`` recomputed p from an expression of its own (``_softmax_op_jvp``) XLA wrote p
-    out too: two arrays."""
+    counted in the compiled program's entry computation.  Before the sum ``<p, dx>`` recomputed
+    p from an expression of its own (``_softmax_op_jvp``) XLA wrote p out too: two arrays."""
     import re
 
     rows = 2048
