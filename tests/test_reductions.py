@@ -625,3 +625,25 @@ def test_sharded_batch_norm_equals_unsharded(impl_op):
 
 
 # Bad input and its messages: tests/input_rules.py (one table, tests/test_input_rules.py).
+
+
+def test_float64_rsqrt_within_the_rms_norm_budgets_derivation():
+    """XLA compiles the normalizations' ``d / sqrt(v)`` as ``d * rsqrt(v)`` (``_scale_centred``),
+    and float64 ``rsqrt`` is not correctly rounded on the CPU: the float64 rms_norm budget's
+    derivation (``_WHY_R64``) counts it at 1.17 ulp.  This pins that figure, so that a backend
+    whose ``rsqrt`` is worse shows up here rather than as a budget quietly spent."""
+    import mpmath
+
+    rng = np.random.default_rng(20261202)
+    v = np.exp(rng.uniform(-40.0, 40.0, 4000))
+    with jax.enable_x64(True):
+        got = np.asarray(jax.jit(lambda t: 1.0 / jnp.sqrt(t))(jnp.asarray(v, jnp.float64)))
+    worst, at = 0.0, None
+    with mpmath.workprec(113):
+        for vi, gi in zip(v.tolist(), got.tolist()):
+            err = abs(mpmath.mpf(gi) - 1 / mpmath.sqrt(mpmath.mpf(vi))) / mpmath.mpf(float(np.spacing(gi)))
+            if err > worst:
+                worst, at = float(err), vi
+    assert worst <= 1.17, (f"float64 1/sqrt(v) is {worst:.3f} ulp off at v = {at!r} (expected <= 1.17, the figure in "
+                           f"tools/registry/reductions.py's _WHY_R64); reproduce: jax.jit(lambda t: 1/jnp.sqrt(t)) on "
+                           f"float64 {at!r} against mpmath")
