@@ -352,11 +352,34 @@ def _positive(x):
     return (bits > 0) & (bits <= inf_bits)
 
 
+def _step(x, below):
+    """``1`` for ``x > 0`` (positive subnormals and +inf included), ``below`` (a value of
+    ``x``'s dtype) elsewhere, NaN for NaN.  For the 16-bit dtypes, selects on the bit patterns
+    alone: a float ``isnan`` and select made XLA convert them to float32 and back, which cost
+    the derivative 1.3-1.6x jax.nn's at 2**18-2**22 elements (docs/performance.md); float32 and
+    float64 keep the float test (no conversion there, and fewer operations an element, which
+    XLA's cost model weighs when it splits a loop over threads)."""
+    if x.dtype.itemsize != 2:
+        d = jnp.where(_positive(x), jnp.ones_like(x), jnp.full_like(x, below))
+        return jnp.where(jnp.isnan(x), x, d)
+    u = jnp.uint16
+    cast = lambda v: jax.lax.bitcast_convert_type(jnp.asarray(v, x.dtype), u)
+    bits = jax.lax.bitcast_convert_type(x, u)
+    inf_bits = cast(jnp.inf)
+    sign = cast(-0.0)
+    nan = (bits & ~sign) > inf_bits
+    if x.dtype == jnp.bfloat16:  # XLA's bfloat16 conversions give the quiet NaN of x's sign
+        bits_nan = (bits & sign) | cast(jnp.nan)
+    else:
+        bits_nan = bits
+    step = jnp.where((bits > 0) & (bits <= inf_bits), cast(1.0), cast(below))
+    return jax.lax.bitcast_convert_type(jnp.where(nan, bits_nan, step), x.dtype)
+
+
 def _relu_d1_native(x, *_):
     """relu' in the input dtype: 1 for x > 0 (positive subnormals and +inf included), else 0
     (0 at 0), NaN for NaN: exact, no conversion, no table."""
-    one = jnp.where(_positive(x), jnp.ones_like(x), jnp.zeros_like(x))
-    return jnp.where(jnp.isnan(x), x, one)
+    return _step(x, 0.0)
 
 
 def _relu6_d1_native(x, *_):
@@ -666,8 +689,7 @@ def _leaky_d1_native(x, s, mode):
     at trace time, by the float64 path), NaN for NaN: no conversion, no table."""
     with jax.ensure_compile_time_eval():
         slope = in_float64(lambda t: t * 0.0 + s, jnp.zeros((), x.dtype))
-    d = jnp.where(_positive(x), jnp.ones_like(x), jnp.full_like(x, slope))
-    return jnp.where(jnp.isnan(x), x, d)
+    return _step(x, slope)
 
 
 _LEAKY = _chain(_leaky_f, lambda t, s, n: jnp.where(t > 0, 1.0, s), _zero, native=(None, _leaky_d1_native))

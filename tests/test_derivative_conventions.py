@@ -153,3 +153,28 @@ def test_derivatives_at_infinity_are_the_limits_and_nan_propagates(case, impl_op
                                 f"({'the limit' if math.isinf(x) else 'NaN propagates'}), got {float(g)!r}")
     assert not problems, "\n".join(problems) + (
         f"\n(docs/conventions.md; reproduce: pytest tests/test_derivative_conventions.py -k '{case.id}')")
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("op, params", [("relu", {}), ("leaky_relu", {"negative_slope": 0.01}),
+                                        ("leaky_relu", {"negative_slope": 0.2})])
+def test_step_derivatives_on_every_16_bit_pattern(impl_op, op, params, dtype):
+    """relu' and leaky_relu' on all 65536 patterns of a 16-bit dtype, compiled (``jit(grad)``),
+    the sign of a zero included: 1 for ``x > 0`` (positive subnormals and +inf too), the slope
+    rounded to the dtype (0 for relu) for ``x <= 0`` and -inf, NaN for NaN.  The 16-bit
+    dtypes take their own path (selects on the bit patterns), which the float32 checks above
+    do not reach."""
+    npdt = NP_DTYPES[dtype]
+    x = np.arange(1 << 16, dtype=np.uint16).view(npdt)
+    fn = functools.partial(impl_op(op), **params)
+    got = np.asarray(jax.jit(jax.grad(lambda t: jnp.sum(fn(t).astype(jnp.float32))))(jnp.asarray(x)))
+    below = _round(params.get("negative_slope", 0.0), dtype)
+    with np.errstate(invalid="ignore"):  # the signalling NaN patterns
+        xs = x.astype(np.float64)
+    want = np.where(np.isnan(xs), np.nan, np.where((x.view(np.uint16) > 0) & (xs > 0), 1.0, below)).astype(npdt)
+    same = (got.view(np.uint16) == want.view(np.uint16)) | (np.isnan(got) & np.isnan(want))
+    bad = np.flatnonzero(~same)
+    assert bad.size == 0, (f"{op}' in {dtype}: {bad.size} of 65536 patterns differ from the convention, first at "
+                           f"x = {x[bad[0]]!r} (bits {int(x.view(np.uint16)[bad[0]]):#06x}): expected "
+                           f"{want[bad[0]]!r}, got {got[bad[0]]!r} (docs/conventions.md; reproduce: pytest "
+                           f"tests/test_derivative_conventions.py -k every_16_bit)")
