@@ -34,6 +34,7 @@ and almost always correctly rounded (``f64`` of ``_chain``).
 
 from __future__ import annotations
 
+import fractions
 import functools
 import math
 
@@ -67,7 +68,8 @@ def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None, own_copy=
     so that JAX can differentiate it.  ``native(x)``, when given, computes the
     value in the input dtype instead (for exact ops: relu, relu6), one callable
     or a tuple aligned with ``formulas`` (their exact derivatives too), called
-    as ``native(x, *params)``.
+    as ``native(x, *params)``; a native that returns ``None`` (one written for
+    the 16-bit dtypes alone) leaves ``x`` to the paths below.
     ``fast32``, when given, holds float64 formulas for float32 inputs built on
     the vectorizable kernels of ``_fast64`` (relative error below about
     2**-49, so the float32 rounding is correct except within that distance of
@@ -103,8 +105,9 @@ def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None, own_copy=
     dd = _keep_nan(_act64.guarded(f64[0][0], formulas[0], *f64[0][1:])) if f64[0] is not None else None
     if len(formulas) == 1:
         def op(x, params):
-            if native[0] is not None:
-                return native[0](x, *params)
+            y = native[0](x, *params) if native[0] is not None else None
+            if y is not None:
+                return y
             if dd is not None and x.dtype == jnp.float64:
                 return dd(x, *params)
             if fast is not None and x.dtype == jnp.float32:
@@ -115,8 +118,9 @@ def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None, own_copy=
 
     @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
     def op(x, params):
-        if native[0] is not None:
-            return native[0](x, *params)
+        y = native[0](x, *params) if native[0] is not None else None
+        if y is not None:
+            return y
         if dd is not None and x.dtype == jnp.float64:
             return dd(x, *params)
         if fast is not None and x.dtype == jnp.float32:
@@ -384,8 +388,89 @@ def _relu_d1_native(x, *_):
 
 def _relu6_d1_native(x, *_):
     """relu6' in the input dtype: 1 on (0, 6), 0 elsewhere (0 at both kinks), NaN for NaN."""
+    if x.dtype.itemsize == 2:
+        return _box16(x, 0.0, 6.0, 1.0, quiet=False)  # NaN as before: x's own
     one = jnp.where(_positive(x) & (x < 6), jnp.ones_like(x), jnp.zeros_like(x))
     return jnp.where(jnp.isnan(x), x, one)
+
+
+# ---- piecewise-constant pieces of the 16-bit dtypes, on the bit patterns --------------
+# Read as int16, a bfloat16 or float16 pattern b maps to the key b ^ ((b >> 15) & 0x7fff),
+# which orders the non-NaN values as the floats are ordered (-0 just below +0): comparisons
+# with a bound are then one integer comparison, with no conversion to float32 and no
+# flushing of bfloat16's subnormals (which a float32 comparison may read as 0).  A bound v
+# (a Python float) becomes the key of a value of the dtype: for x on the dtype's grid,
+# x > v exactly when x > RD(v) (v rounded down), and x < v exactly when x < RU(v); a rounded
+# bound of 0 takes the key of +0 for ">" and of -0 for "<", so that both zeros compare as 0.
+
+def _key16(x):
+    b = lax.bitcast_convert_type(x, jnp.int16)
+    return b ^ ((b >> 15) & jnp.int16(0x7FFF))
+
+
+def _key_of_bits(b):
+    return ((b ^ 0x7FFF) - 0x10000) if b & 0x8000 else b
+
+
+def _bits_of_key(k):
+    return ((k + 0x10000) ^ 0x7FFF) if k < 0 else k
+
+
+def _neighbours16(v, dtype):
+    """The keys of the values of ``dtype`` next to the float ``v`` (below, above; the same
+    twice when ``v`` is one), on the host, exactly (no arithmetic of the device, which may
+    flush a subnormal)."""
+    with np.errstate(over="ignore"):  # overflow: +-inf, one of v's neighbours
+        near = np.array(v, np.dtype(dtype))  # one of the two neighbours of v (it may round twice)
+    key = _key_of_bits(int(near.view(np.uint16)))
+    n = float(near)
+    return (key, key) if n == v else (key, key + 1) if n < v else (key - 1, key)
+
+
+def _bound_key16(v, dtype, up):
+    """The key of ``v`` rounded up (``up``) or down to ``dtype``, the zero rule above."""
+    key = _neighbours16(v, dtype)[1 if up else 0]
+    if key in (-1, 0):  # a zero
+        key = -1 if up else 0
+    return key
+
+
+def _const16(v, dtype):
+    """``v`` (a finite Python float) rounded to nearest (ties to even) in ``dtype``, a numpy scalar,
+    computed on the host with exact rationals: the rounding of the float64 formulas, without
+    the flush of a subnormal result that a device's conversion may make."""
+    npdt = np.dtype(dtype)
+    lo, hi = _neighbours16(v, dtype)
+    if lo != hi:
+        top = fractions.Fraction(2) ** int(np.finfo(npdt).maxexp)  # where +-inf sits for rounding
+
+        def at(k):
+            f = float(np.array(_bits_of_key(k), np.uint16).view(npdt))
+            return math.copysign(1, f) * top if math.isinf(f) else fractions.Fraction(f)
+        below, above = fractions.Fraction(v) - at(lo), at(hi) - fractions.Fraction(v)
+        lo = lo if below < above or (below == above and _bits_of_key(lo) % 2 == 0) else hi
+    return np.array(_bits_of_key(lo), np.uint16).view(npdt)
+
+
+def _nan16(x, y, quiet=True):
+    """``y``, with NaN where ``x`` is NaN, on the bit patterns: bfloat16 the quiet NaN of x's
+    sign, as XLA's conversions give; float16 x's pattern, made quiet (``quiet``, as a float32
+    round trip does) or as it is."""
+    u = lax.bitcast_convert_type(x, jnp.uint16)
+    nan = (u & jnp.uint16(0x7FFF)) > lax.bitcast_convert_type(jnp.array(jnp.inf, x.dtype), jnp.uint16)
+    if x.dtype == jnp.bfloat16:
+        u = (u & jnp.uint16(0x8000)) | lax.bitcast_convert_type(jnp.array(jnp.nan, x.dtype), jnp.uint16)
+    elif quiet:
+        u = u | jnp.uint16(0x0200)
+    return lax.bitcast_convert_type(jnp.where(nan, u, lax.bitcast_convert_type(y, jnp.uint16)), x.dtype)
+
+
+def _box16(x, lo, hi, inside, quiet=True):
+    """``inside`` (rounded to x's dtype) where ``lo < x < hi``, +0 elsewhere, NaN for NaN
+    (``_nan16``): the derivatives of relu6, hard_sigmoid and hard_tanh, for a 16-bit ``x``."""
+    k = _key16(x)
+    hit = (k > _bound_key16(lo, x.dtype, False)) & (k < _bound_key16(hi, x.dtype, True))
+    return _nan16(x, jnp.where(hit, _const16(inside, x.dtype), jnp.zeros((), x.dtype)), quiet)
 
 
 # ---- float32 value paths on the _fast64 kernels ---------------------------------
@@ -913,7 +998,8 @@ _SOFTPLUS = _chain(lambda t: jnp.maximum(t, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(t)
                    f64=((_act64.softplus, 800.0), (_act64.sigmoid, 800.0), (_act64.sigmoid_d1, 800.0)))
 _HARD_SIGMOID = _chain(lambda t: jnp.clip(t + 3.0, 0.0, 6.0) / 6.0,
                        lambda t: jnp.where((t > -3) & (t < 3), 1.0 / 6.0, 0.0), _zero,
-                       f64=((_act64.hard_sigmoid, 1e300),))
+                       f64=((_act64.hard_sigmoid, 1e300),),
+                       native=(None, lambda x: _box16(x, -3.0, 3.0, 1.0 / 6.0) if x.dtype.itemsize == 2 else None))
 _HARD_SWISH = _chain(lambda t: jnp.where(t <= -3, -0.0, jnp.where(t >= 3, t, t * (t + 3.0) / 6.0)),
                      lambda t: jnp.where(t <= -3, 0.0, jnp.where(t >= 3, 1.0, (2.0 * t + 3.0) / 6.0)),
                      lambda t: jnp.where((t > -3) & (t < 3), 1.0 / 3.0, 0.0),
@@ -1097,8 +1183,20 @@ def softsign(x):
 
 
 
+def _hard_tanh16(x, lo, hi):
+    """hard_tanh of a 16-bit ``x`` on the bit patterns: ``lo`` (rounded to the dtype) for
+    ``x <= lo``, else ``hi`` for ``x >= hi``, else ``x``; NaN for NaN."""
+    if x.dtype.itemsize != 2:
+        return None
+    k = _key16(x)
+    y = jnp.where(k <= _bound_key16(lo, x.dtype, False), _const16(lo, x.dtype),
+                  jnp.where(k >= _bound_key16(hi, x.dtype, True), _const16(hi, x.dtype), x))
+    return _nan16(x, y)
+
+
 _HARD_TANH = _chain(lambda t, lo, hi: jnp.where(t <= lo, lo, jnp.where(t >= hi, hi, t)),
-                    lambda t, lo, hi: jnp.where((t > lo) & (t < hi), 1.0, 0.0), _zero)
+                    lambda t, lo, hi: jnp.where((t > lo) & (t < hi), 1.0, 0.0), _zero,
+                    native=(_hard_tanh16, lambda x, lo, hi: _box16(x, lo, hi, 1.0) if x.dtype.itemsize == 2 else None))
 
 
 @functools.partial(jax.jit, static_argnames=("min_val", "max_val"))

@@ -155,26 +155,53 @@ def test_derivatives_at_infinity_are_the_limits_and_nan_propagates(case, impl_op
         f"\n(docs/conventions.md; reproduce: pytest tests/test_derivative_conventions.py -k '{case.id}')")
 
 
+# the piecewise-constant ops of the 16-bit dtypes: (op, parameters, derivative inside, bounds)
+_PIECEWISE = [
+    ("relu", {}, 1.0, (0.0, math.inf)),
+    ("leaky_relu", {"negative_slope": 0.01}, 1.0, (0.0, math.inf)),
+    ("leaky_relu", {"negative_slope": 0.2}, 1.0, (0.0, math.inf)),
+    ("relu6", {}, 1.0, (0.0, 6.0)),
+    ("hard_sigmoid", {}, 1.0 / 6.0, (-3.0, 3.0)),
+    ("hard_tanh", {}, 1.0, (-1.0, 1.0)),
+    ("hard_tanh", {"min_val": -0.3, "max_val": 0.7}, 1.0, (-0.3, 0.7)),
+    ("hard_tanh", {"min_val": 0.0, "max_val": 70000.0}, 1.0, (0.0, 70000.0)),
+    ("hard_tanh", {"min_val": -1e30, "max_val": 1e-45}, 1.0, (-1e30, 1e-45)),
+    ("hard_tanh", {"min_val": -(2.0 ** -140), "max_val": 2.0 ** -133}, 1.0, (-(2.0 ** -140), 2.0 ** -133)),
+]
+
+
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-@pytest.mark.parametrize("op, params", [("relu", {}), ("leaky_relu", {"negative_slope": 0.01}),
-                                        ("leaky_relu", {"negative_slope": 0.2})])
-def test_step_derivatives_on_every_16_bit_pattern(impl_op, op, params, dtype):
-    """relu' and leaky_relu' on all 65536 patterns of a 16-bit dtype, compiled (``jit(grad)``),
-    the sign of a zero included: 1 for ``x > 0`` (positive subnormals and +inf too), the slope
-    rounded to the dtype (0 for relu) for ``x <= 0`` and -inf, NaN for NaN.  The 16-bit
-    dtypes take their own path (selects on the bit patterns), which the float32 checks above
-    do not reach."""
+@pytest.mark.parametrize("op, params, inside, bounds", _PIECEWISE,
+                         ids=[f"{op}{sorted(p.items())}" for op, p, _, _ in _PIECEWISE])
+def test_piecewise_ops_on_every_16_bit_pattern(impl_op, op, params, inside, bounds, dtype):
+    """relu', leaky_relu', relu6', hard_sigmoid', and hard_tanh with its derivative, on all 65536
+    patterns of a 16-bit dtype, compiled (``jit``, ``jit(grad)``), bit for bit (the sign of a
+    zero counts; NaN for NaN): the derivative is ``inside`` (rounded to the dtype) on the open
+    interval ``bounds`` (``x > 0`` for relu and leaky_relu: positive subnormals and +inf
+    included), else the slope (leaky_relu) or +0; hard_tanh is the bound, rounded, at and
+    beyond each bound, else ``x`` itself (subnormals included: its exact value).  The expected
+    values are exact comparisons of float64 numbers on the host; the bounds' roundings come
+    from ``reference.round_to_format``.  The 16-bit dtypes take their own path (selects on the
+    bit patterns), which the float32 checks above do not reach."""
     npdt = NP_DTYPES[dtype]
     x = np.arange(1 << 16, dtype=np.uint16).view(npdt)
-    fn = functools.partial(impl_op(op), **params)
-    got = np.asarray(jax.jit(jax.grad(lambda t: jnp.sum(fn(t).astype(jnp.float32))))(jnp.asarray(x)))
-    below = _round(params.get("negative_slope", 0.0), dtype)
     with np.errstate(invalid="ignore"):  # the signalling NaN patterns
         xs = x.astype(np.float64)
-    want = np.where(np.isnan(xs), np.nan, np.where((x.view(np.uint16) > 0) & (xs > 0), 1.0, below)).astype(npdt)
-    same = (got.view(np.uint16) == want.view(np.uint16)) | (np.isnan(got) & np.isnan(want))
-    bad = np.flatnonzero(~same)
-    assert bad.size == 0, (f"{op}' in {dtype}: {bad.size} of 65536 patterns differ from the convention, first at "
-                           f"x = {x[bad[0]]!r} (bits {int(x.view(np.uint16)[bad[0]]):#06x}): expected "
-                           f"{want[bad[0]]!r}, got {got[bad[0]]!r} (docs/conventions.md; reproduce: pytest "
-                           f"tests/test_derivative_conventions.py -k every_16_bit)")
+    fn = functools.partial(impl_op(op), **params)
+    lo, hi = bounds
+    below = _round(params.get("negative_slope", 0.0), dtype)
+    inner = (xs > lo) & ((xs < hi) | (hi == math.inf))  # relu, leaky_relu: +inf is inside
+    checks = [("derivative", jax.jit(jax.grad(lambda t: jnp.sum(fn(t).astype(jnp.float32)))),
+               np.where(inner, _round(inside, dtype), below))]
+    if op == "hard_tanh":
+        checks.append(("value", jax.jit(fn), np.where(xs <= lo, _round(lo, dtype),
+                                                       np.where(xs >= hi, _round(hi, dtype), xs))))
+    for what, f, want in checks:
+        got = np.asarray(f(jnp.asarray(x)))
+        want = np.where(np.isnan(xs), np.nan, want).astype(npdt)
+        same = (got.view(np.uint16) == want.view(np.uint16)) | (np.isnan(got) & np.isnan(want))
+        bad = np.flatnonzero(~same)
+        assert bad.size == 0, (f"{op} {what} in {dtype} ({params}): {bad.size} of 65536 patterns differ from the "
+                               f"convention, first at x = {x[bad[0]]!r} (bits {int(x.view(np.uint16)[bad[0]]):#06x}): "
+                               f"expected {want[bad[0]]!r}, got {got[bad[0]]!r} (docs/conventions.md; reproduce: "
+                               f"pytest tests/test_derivative_conventions.py -k every_16_bit)")
