@@ -60,7 +60,7 @@ def _keep_nan(formula):
     return f
 
 
-def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None, own_copy=False):
+def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None, own_copy=False, above_half=False):
     """An op from float64 formulas ``[f, f', f'', ...]`` (see module docstring).
 
     Ops with a closed-form derivative take bfloat16/float16 values from a table
@@ -93,7 +93,10 @@ def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None, own_copy=
     optimization barrier), for ops whose value and first derivative share subexpressions
     that XLA would otherwise compute once and write out in a training step (mish; a scan of
     every op's training-step temporaries found no other).  Not set elsewhere: it changes the
-    lowered program of the derivative, and with it the exhaustive sweeps' records."""
+    lowered program of the derivative, and with it the exhaustive sweeps' records.
+    ``above_half=True``: the value is ``t/2 + c t**2 + O(t**3)`` with ``0 < c < 1/2`` next to 0
+    (gelu, its tanh form, silu, hard_swish), and its table (bfloat16) takes ``_above_half``
+    there."""
     fast32 = tuple(fast32) if isinstance(fast32, (tuple, list)) else (fast32,)
     fast32 = fast32 + (None,) * (len(formulas) - len(fast32))
     native = tuple(native) if isinstance(native, (tuple, list)) else (native,)
@@ -101,6 +104,7 @@ def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None, own_copy=
     f64 = tuple(f64) if isinstance(f64, (tuple, list)) else (f64,)
     f64 = f64 + (None,) * (len(formulas) - len(f64))
     first = _keep_nan(formulas[0])
+    tabled = _above_half(first) if above_half else first
     fast = _keep_nan(fast32[0]) if fast32[0] is not None else None
     dd = _keep_nan(_act64.guarded(f64[0][0], formulas[0], *f64[0][1:])) if f64[0] is not None else None
     if len(formulas) == 1:
@@ -125,7 +129,7 @@ def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None, own_copy=
             return dd(x, *params)
         if fast is not None and x.dtype == jnp.float32:
             return in_float64(lambda t: fast(t, *params), x)
-        return by_table(first, op, x, *params)
+        return by_table(tabled if x.dtype.itemsize == 2 else first, op, x, *params)
 
     pair = _pair_op(_keep_nan_pair(pair32), deriv) if pair32 is not None else None
 
@@ -145,6 +149,24 @@ def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None, own_copy=
         return op(x, params), deriv(x, params) * dx
 
     return op
+
+
+# Below |t| = 2**-60, t/2 + c t**2 (0 < c < 1/2) lies strictly between t/2 and the next float64
+# above it (c t**2 < 2**-61 |t| < ulp(t/2)), and no rounding boundary of a narrower format lies
+# strictly between two adjacent float64 numbers: so nextafter(t/2, +inf), rounded, is the
+# correctly rounded value in every narrower format.  The float64 formulas give t/2 itself there
+# (the t**2 term is lost), which is wrong where t/2 is a midpoint of the format: bfloat16
+# subnormal results (gelu(5 * 2**-133) = 2.5 * 2**-133 + ..., whose correct rounding is
+# 3 * 2**-133, not the even 2 * 2**-133).  float16's smallest nonzero |t| is 2**-24: unaffected.
+_ABOVE_HALF_BELOW = 2.0 ** -60
+
+
+def _above_half(formula):
+    """``formula`` with ``nextafter(t/2, +inf)`` for ``0 < |t| < 2**-60`` (the comment above)."""
+    def f(t, *params):
+        tiny = (jnp.abs(t) < _ABOVE_HALF_BELOW) & (t != 0)
+        return jnp.where(tiny, jnp.nextafter(0.5 * t, jnp.inf), formula(t, *params))
+    return f
 
 
 def _keep_nan_pair(formula):
@@ -882,7 +904,7 @@ def _gelu_d2(t):
 
 
 _GELU = _chain(_gelu_f, _gelu_d1, _gelu_d2, fast32=(_gelu32, _gelu_d1_32, _gelu_d2_32), pair32=_gelu_pair32,
-               f64=((_act64.gelu, 39.5, 0.5), (_act64.gelu_d1, 39.5), (_act64.gelu_d2, 39.5)))
+               f64=((_act64.gelu, 39.5, 0.5), (_act64.gelu_d1, 39.5), (_act64.gelu_d2, 39.5)), above_half=True)
 
 
 def _gelu_tanh_u2(t):
@@ -913,7 +935,8 @@ def _gelu_tanh_d2(t):
 
 
 _GELU_TANH = _chain(_gelu_tanh_f, _gelu_tanh_d1, _gelu_tanh_d2, fast32=(_gelu_tanh32, _gelu_tanh_d1_32),
-                    f64=((_act64.gelu_tanh, 30.0), (_act64.gelu_tanh_d1, 30.0), (_act64.gelu_tanh_d2, 30.0)))
+                    f64=((_act64.gelu_tanh, 30.0), (_act64.gelu_tanh_d1, 30.0), (_act64.gelu_tanh_d2, 30.0)),
+                    above_half=True)
 
 
 def _silu_f(t):
@@ -933,7 +956,7 @@ def _silu_d2(t):
 
 
 _SILU = _chain(_silu_f, _silu_d1, _silu_d2, fast32=(_silu32, lambda t: _near_half(t, 0.5, _silu_d1_32), _silu_d2_32),
-               f64=((_act64.silu, 800.0), (_act64.silu_d1, 800.0), (_act64.silu_d2, 800.0)))
+               f64=((_act64.silu, 800.0), (_act64.silu_d1, 800.0), (_act64.silu_d2, 800.0)), above_half=True)
 
 
 def _mish_parts(t):
@@ -1003,7 +1026,7 @@ _HARD_SIGMOID = _chain(lambda t: jnp.clip(t + 3.0, 0.0, 6.0) / 6.0,
 _HARD_SWISH = _chain(lambda t: jnp.where(t <= -3, -0.0, jnp.where(t >= 3, t, t * (t + 3.0) / 6.0)),
                      lambda t: jnp.where(t <= -3, 0.0, jnp.where(t >= 3, 1.0, (2.0 * t + 3.0) / 6.0)),
                      lambda t: jnp.where((t > -3) & (t < 3), 1.0 / 3.0, 0.0),
-                     f64=((_act64.hard_swish, 1e300, 0.5), (_act64.hard_swish_d1, 1e300)))
+                     f64=((_act64.hard_swish, 1e300, 0.5), (_act64.hard_swish_d1, 1e300)), above_half=True)
 def _softsign_d1_32(t):
     # 1 / (1 + |t|)^2 in plain float64 (three roundings, 2**-51 relative: enough for a float32
     # result; the compensated _over_square_one_plus is for float64 results, and its

@@ -20,7 +20,9 @@ Dtype policy (the one place it is written; docs/dtype_policy.md repeats it):
   on them (``by_table``) is a lookup in a table of the float64 path's results
   for every pattern, computed once per op, parameters and dtype at trace time:
   the same correctly rounded values, NaN and signed zeros included, at the cost
-  of one gather.
+  of one gather.  The patterns are widened and the results rounded on the host
+  (``_narrow_host``), so a device that flushes float32 subnormals does not flush
+  bfloat16's.
 """
 
 from __future__ import annotations
@@ -108,6 +110,21 @@ def in_float64(formula, x, *args):
         return narrow(formula(x.astype(jnp.float64), *args), x.dtype)
 
 
+def _narrow_host(y, dtype):
+    """``narrow`` on the host: float64 ``y`` rounded once to bfloat16/float16 through a
+    float32 rounded to odd, in numpy (whose conversions keep subnormals)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = y.astype(np.float32)  # round to nearest
+        back = t.astype(np.float64)
+    bits = t.view(np.uint32).copy()
+    inexact = (back != y) & np.isfinite(y) & ~np.isinf(t)
+    even = (bits & 1) == 0
+    step = np.where(np.abs(back) > np.abs(y), np.uint32(0xFFFFFFFF), np.uint32(1))
+    bits = np.where(inexact & even, bits + step, bits).astype(np.uint32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bits.view(np.float32).astype(np.dtype(dtype))
+
+
 _TABLED = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 _TABLES: dict = {}
 
@@ -121,9 +138,17 @@ def by_table(formula, key, x, *args):
     k = (key, args, x.dtype.name)
     table = _TABLES.get(k)
     if table is None:
-        with jax.ensure_compile_time_eval():
-            every = lax.bitcast_convert_type(jnp.arange(65536, dtype=jnp.uint32).astype(jnp.uint16), x.dtype)
-            table = np.asarray(in_float64(formula, every, *args))
+        # the patterns are widened and the results rounded on the host (numpy keeps subnormals):
+        # on a device that flushes float32 subnormals (XLA's CPU backend) a bfloat16 subnormal
+        # read through float32 was 0 (tanh(2**-133) gave +0), and so was a result rounded through
+        # float32 into bfloat16's subnormal range.  The float64 formula itself runs on the device;
+        # its inputs are then normal float64 numbers.
+        every = np.arange(65536, dtype=np.uint16).view(x.dtype)
+        with np.errstate(invalid="ignore"):  # the signalling NaN patterns
+            wide = every.astype(np.float64)
+        with jax.ensure_compile_time_eval(), jax.enable_x64(True):
+            y = np.asarray(formula(jnp.asarray(wide), *args), dtype=np.float64)
+        table = _narrow_host(y, x.dtype)
         _TABLES[k] = table
     index = lax.bitcast_convert_type(x, jnp.uint16)
     return jnp.take(jnp.asarray(table), index, mode="clip")
