@@ -793,7 +793,10 @@ def _rounds_once_on_cpu(s: float) -> bool:
 def _leaky_d1_native(x, s, mode):
     """leaky_relu' in the input dtype: 1 for x > 0 (positive subnormals and +inf included, read
     from the bit pattern), else ``negative_slope`` correctly rounded to the dtype (computed once,
-    at trace time, by the float64 path), NaN for NaN: no conversion, no table."""
+    at trace time: on the host for the 16-bit dtypes, whose subnormal slope a device conversion
+    would flush, by the float64 path otherwise), NaN for NaN: no conversion, no table."""
+    if x.dtype.itemsize == 2:
+        return _step(x, _const16(s, x.dtype))
     with jax.ensure_compile_time_eval():
         slope = in_float64(lambda t: t * 0.0 + s, jnp.zeros((), x.dtype))
     return _step(x, slope)

@@ -160,6 +160,7 @@ _PIECEWISE = [
     ("relu", {}, 1.0, (0.0, math.inf)),
     ("leaky_relu", {"negative_slope": 0.01}, 1.0, (0.0, math.inf)),
     ("leaky_relu", {"negative_slope": 0.2}, 1.0, (0.0, math.inf)),
+    ("leaky_relu", {"negative_slope": 1e-39}, 1.0, (0.0, math.inf)),  # a bfloat16 subnormal slope
     ("relu6", {}, 1.0, (0.0, 6.0)),
     ("hard_sigmoid", {}, 1.0 / 6.0, (-3.0, 3.0)),
     ("hard_tanh", {}, 1.0, (-1.0, 1.0)),
@@ -167,6 +168,10 @@ _PIECEWISE = [
     ("hard_tanh", {"min_val": 0.0, "max_val": 70000.0}, 1.0, (0.0, 70000.0)),
     ("hard_tanh", {"min_val": -1e30, "max_val": 1e-45}, 1.0, (-1e30, 1e-45)),
     ("hard_tanh", {"min_val": -(2.0 ** -140), "max_val": 2.0 ** -133}, 1.0, (-(2.0 ** -140), 2.0 ** -133)),
+    # a bound of 0, either sign: both zeros lie at or beyond it
+    ("hard_tanh", {"min_val": -1.0, "max_val": 0.0}, 1.0, (-1.0, 0.0)),
+    ("hard_tanh", {"min_val": -0.0, "max_val": 1.0}, 1.0, (-0.0, 1.0)),
+    ("hard_tanh", {"min_val": -1e-40, "max_val": 0.0}, 1.0, (-1e-40, 0.0)),
 ]
 
 
