@@ -60,7 +60,7 @@ def _keep_nan(formula):
     return f
 
 
-def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None, own_copy=False, above_half=False):
+def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None, own_copy=False, tiny=None):
     """An op from float64 formulas ``[f, f', f'', ...]`` (see module docstring).
 
     Ops with a closed-form derivative take bfloat16/float16 values from a table
@@ -94,21 +94,25 @@ def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None, own_copy=
     that XLA would otherwise compute once and write out in a training step (mish; a scan of
     every op's training-step temporaries found no other).  Not set elsewhere: it changes the
     lowered program of the derivative, and with it the exhaustive sweeps' records.
-    ``above_half=True``: the value is ``t/2 + c t**2 + O(t**3)`` with ``0 < c < 1/2`` next to 0
-    (gelu, its tanh form, silu, hard_swish), and its table (bfloat16) takes ``_above_half``
-    there."""
+    ``tiny``: ``(k, toward)`` or ``None``, aligned with ``formulas``: next to 0 that formula's
+    exact value lies strictly between ``k t`` and its float64 neighbour towards ``toward``, and
+    its table (bfloat16) takes that neighbour there (``_tiny_linear``): gelu, its tanh form,
+    silu and hard_swish (``t/2 + c t**2``, towards +inf), sigmoid'' (``-t/8 (1 - t**2/3)``,
+    towards 0)."""
     fast32 = tuple(fast32) if isinstance(fast32, (tuple, list)) else (fast32,)
     fast32 = fast32 + (None,) * (len(formulas) - len(fast32))
     native = tuple(native) if isinstance(native, (tuple, list)) else (native,)
     native = native + (None,) * (len(formulas) - len(native))
     f64 = tuple(f64) if isinstance(f64, (tuple, list)) else (f64,)
     f64 = f64 + (None,) * (len(formulas) - len(f64))
+    tiny = tuple(tiny) if isinstance(tiny, (tuple, list)) else (tiny,)
+    tiny = tiny + (None,) * (len(formulas) - len(tiny))
     first = _keep_nan(formulas[0])
-    tabled = _above_half(first) if above_half else first
+    tabled = _tiny_linear(first, *tiny[0]) if tiny[0] is not None else first
     fast = _keep_nan(fast32[0]) if fast32[0] is not None else None
     dd = _keep_nan(_act64.guarded(f64[0][0], formulas[0], *f64[0][1:])) if f64[0] is not None else None
     if len(formulas) == 1:
-        def op(x, params):
+        def evaluated(x, params):
             y = native[0](x, *params) if native[0] is not None else None
             if y is not None:
                 return y
@@ -117,8 +121,25 @@ def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None, own_copy=
             if fast is not None and x.dtype == jnp.float32:
                 return in_float64(lambda t: fast(t, *params), x)
             return in_float64(lambda t: first(t, *params), x)
+
+        # the last formula of a chain (a second derivative) in bfloat16/float16: its value from a
+        # table as well (built on the host: no flushed subnormal), its derivative JAX's of the
+        # float64 evaluation
+        @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+        def looked_up(x, params):
+            return by_table(tabled, looked_up, x, *params)
+
+        @looked_up.defjvp
+        def _looked_up_jvp(params, primals, tangents):
+            (x,), (dx,) = primals, tangents
+            return looked_up(x, params), jax.jvp(lambda u: evaluated(u, params), (x,), (dx,))[1]
+
+        def op(x, params):
+            if x.dtype.itemsize == 2 and native[0] is None:
+                return looked_up(x, params)
+            return evaluated(x, params)
         return op
-    deriv = _chain(*formulas[1:], fast32=fast32[1:], native=native[1:], f64=f64[1:])
+    deriv = _chain(*formulas[1:], fast32=fast32[1:], native=native[1:], f64=f64[1:], tiny=tiny[1:])
 
     @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
     def op(x, params):
@@ -151,21 +172,24 @@ def _chain(*formulas, native=None, fast32=None, pair32=None, f64=None, own_copy=
     return op
 
 
-# Below |t| = 2**-60, t/2 + c t**2 (0 < c < 1/2) lies strictly between t/2 and the next float64
-# above it (c t**2 < 2**-61 |t| < ulp(t/2)), and no rounding boundary of a narrower format lies
-# strictly between two adjacent float64 numbers: so nextafter(t/2, +inf), rounded, is the
-# correctly rounded value in every narrower format.  The float64 formulas give t/2 itself there
-# (the t**2 term is lost), which is wrong where t/2 is a midpoint of the format: bfloat16
-# subnormal results (gelu(5 * 2**-133) = 2.5 * 2**-133 + ..., whose correct rounding is
-# 3 * 2**-133, not the even 2 * 2**-133).  float16's smallest nonzero |t| is 2**-24: unaffected.
-_ABOVE_HALF_BELOW = 2.0 ** -60
+# Below |t| = 2**-60, a formula whose exact value is k t + r(t), with r of one sign and
+# |r(t)| < 2**-61 |t| |k| (gelu, its tanh form, silu, hard_swish: k = 1/2, r = c t**2 with
+# 0 < c < 1/2; sigmoid'': k = -1/8, r = t**3/24 - ..., towards 0), lies strictly between k t
+# (exact: k is a power of two) and the next float64 beyond it in r's direction (r is below half
+# an ulp of k t), and no rounding boundary of a narrower format lies strictly between two
+# adjacent float64 numbers: so that neighbour, rounded, is the correctly rounded value in every
+# narrower format.  The float64 formulas give k t itself there (r is lost), which is wrong where
+# k t is a midpoint of the format: bfloat16 subnormal results (gelu(5 * 2**-133) =
+# 2.5 * 2**-133 + ..., whose correct rounding is 3 * 2**-133, not the even 2 * 2**-133).
+# float16's smallest nonzero |t| is 2**-24: unaffected.
+_TINY_BELOW = 2.0 ** -60
 
 
-def _above_half(formula):
-    """``formula`` with ``nextafter(t/2, +inf)`` for ``0 < |t| < 2**-60`` (the comment above)."""
+def _tiny_linear(formula, k, toward):
+    """``formula`` with ``nextafter(k t, toward)`` for ``0 < |t| < 2**-60`` (the comment above)."""
     def f(t, *params):
-        tiny = (jnp.abs(t) < _ABOVE_HALF_BELOW) & (t != 0)
-        return jnp.where(tiny, jnp.nextafter(0.5 * t, jnp.inf), formula(t, *params))
+        small = (jnp.abs(t) < _TINY_BELOW) & (t != 0)
+        return jnp.where(small, jnp.nextafter(k * t, jnp.full_like(t, toward)), formula(t, *params))
     return f
 
 
@@ -907,7 +931,7 @@ def _gelu_d2(t):
 
 
 _GELU = _chain(_gelu_f, _gelu_d1, _gelu_d2, fast32=(_gelu32, _gelu_d1_32, _gelu_d2_32), pair32=_gelu_pair32,
-               f64=((_act64.gelu, 39.5, 0.5), (_act64.gelu_d1, 39.5), (_act64.gelu_d2, 39.5)), above_half=True)
+               f64=((_act64.gelu, 39.5, 0.5), (_act64.gelu_d1, 39.5), (_act64.gelu_d2, 39.5)), tiny=((0.5, math.inf),))
 
 
 def _gelu_tanh_u2(t):
@@ -939,7 +963,7 @@ def _gelu_tanh_d2(t):
 
 _GELU_TANH = _chain(_gelu_tanh_f, _gelu_tanh_d1, _gelu_tanh_d2, fast32=(_gelu_tanh32, _gelu_tanh_d1_32),
                     f64=((_act64.gelu_tanh, 30.0), (_act64.gelu_tanh_d1, 30.0), (_act64.gelu_tanh_d2, 30.0)),
-                    above_half=True)
+                    tiny=((0.5, math.inf),))
 
 
 def _silu_f(t):
@@ -959,7 +983,7 @@ def _silu_d2(t):
 
 
 _SILU = _chain(_silu_f, _silu_d1, _silu_d2, fast32=(_silu32, lambda t: _near_half(t, 0.5, _silu_d1_32), _silu_d2_32),
-               f64=((_act64.silu, 800.0), (_act64.silu_d1, 800.0), (_act64.silu_d2, 800.0)), above_half=True)
+               f64=((_act64.silu, 800.0), (_act64.silu_d1, 800.0), (_act64.silu_d2, 800.0)), tiny=((0.5, math.inf),))
 
 
 def _mish_parts(t):
@@ -1006,7 +1030,8 @@ _SIGMOID = _chain(_sig,
                   # sigmoid(-t) - sigmoid(t) = -tanh(t/2): exact in sign, accurate at 0
                   lambda t: -_sig_d1(t) * _tanh_k(t, 1.0, 1.0),
                   fast32=(_sig32_cr, _sig_d1_32, lambda t: -_sig_d1_32(t) * _tanh32(0.5 * t)),
-                  f64=((_act64.sigmoid, 800.0), (_act64.sigmoid_d1, 800.0), (_act64.sigmoid_d2, 800.0)))
+                  f64=((_act64.sigmoid, 800.0), (_act64.sigmoid_d1, 800.0), (_act64.sigmoid_d2, 800.0)),
+                  tiny=(None, None, (-0.125, 0.0)))
 _LOG_SIGMOID = _chain(lambda t: jnp.where(t > 0, -jnp.log1p(jnp.exp(-t)), t - jnp.log1p(jnp.exp(jnp.minimum(t, 0.0)))),
                       lambda t: _sig(-t),
                       lambda t: -_sig_d1(t),
@@ -1029,7 +1054,7 @@ _HARD_SIGMOID = _chain(lambda t: jnp.clip(t + 3.0, 0.0, 6.0) / 6.0,
 _HARD_SWISH = _chain(lambda t: jnp.where(t <= -3, -0.0, jnp.where(t >= 3, t, t * (t + 3.0) / 6.0)),
                      lambda t: jnp.where(t <= -3, 0.0, jnp.where(t >= 3, 1.0, (2.0 * t + 3.0) / 6.0)),
                      lambda t: jnp.where((t > -3) & (t < 3), 1.0 / 3.0, 0.0),
-                     f64=((_act64.hard_swish, 1e300, 0.5), (_act64.hard_swish_d1, 1e300)), above_half=True)
+                     f64=((_act64.hard_swish, 1e300, 0.5), (_act64.hard_swish_d1, 1e300)), tiny=((0.5, math.inf),))
 def _softsign_d1_32(t):
     # 1 / (1 + |t|)^2 in plain float64 (three roundings, 2**-51 relative: enough for a float32
     # result; the compensated _over_square_one_plus is for float64 results, and its

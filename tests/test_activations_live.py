@@ -7,10 +7,13 @@ the mpmath-only path (``reference.correctly_rounded``, no fast tier).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
 from reference import FORMATS, correctly_rounded
+from reference import derivatives as RD
 from reference._convert import quantize_residual
 from tools import devices as D
 from tools import inputs
@@ -103,3 +106,34 @@ def test_bfloat16_subnormals_are_not_flushed(case, dtype, impl_op, reproduce):
     assert bad.size == 0, (f"{case.id} bfloat16: {bad.size} of {x.size} subnormal-class results differ from the "
                            f"correctly rounded value, first at x = {float(x[bad[0]])!r}: expected {want[bad[0]]!r}, "
                            f"got {got[bad[0]]!r}; reproduce: {reproduce}")
+
+
+_DERIVATIVE_CASES = [pytest.param(c, order, id=f"{'d' if order == 1 else 'd2'}_{c.id}-bfloat16")
+                     for order in (1, 2) for c in CASES
+                     if "bfloat16" in c.budgets and hasattr(RD, f"{'d' if order == 1 else 'd2'}_{c.op}")]
+
+
+@pytest.mark.parametrize("case,order", _DERIVATIVE_CASES)
+def test_bfloat16_derivatives_keep_subnormals(case, order, impl_op, reproduce):
+    """The first and second derivatives of the bfloat16 activations (``jit(vmap(grad))``, the
+    cotangent 1 folded by XLA, so the derivative's own rounding is what is measured), bit for
+    bit against the correctly rounded mpmath derivative on the inputs of the test above: the
+    tables are built on the host, so a device that flushes float32 subnormals does not flush
+    them (docs/dtype_policy.md, "Subnormals"; the product with a general cotangent is the
+    device's arithmetic and is not covered here)."""
+    import jax
+
+    fn = impl_op(case.op)
+    d = functools.partial(fn, **case.params)
+    for _ in range(order):
+        d = jax.grad(d)
+    ref = getattr(RD, f"{'d' if order == 1 else 'd2'}_{case.op}")
+    x = _bf16_tiny_and_tail_inputs()
+    fmt = FORMATS["bfloat16"]
+    want = np.array([correctly_rounded(ref, float(v), fmt, case.params)[0] for v in x.astype(np.float64)])
+    got = np.asarray(jax.jit(jax.vmap(d))(x)).astype(np.float64)
+    same = (got == want) & (np.signbit(got) == np.signbit(want)) | (np.isnan(got) & np.isnan(want))
+    bad = np.flatnonzero(~same)
+    assert bad.size == 0, (f"{case.id} bfloat16, derivative of order {order}: {bad.size} of {x.size} results differ "
+                           f"from the correctly rounded value, first at x = {float(x[bad[0]])!r}: expected "
+                           f"{want[bad[0]]!r}, got {got[bad[0]]!r}; reproduce: {reproduce}")
