@@ -34,7 +34,6 @@ and almost always correctly rounded (``f64`` of ``_chain``).
 
 from __future__ import annotations
 
-import fractions
 import functools
 import math
 
@@ -44,7 +43,7 @@ from jax import lax
 import numpy as np
 
 from . import _act64, _fast64
-from ._core import as_float_array, by_table, check_finite_param, in_float64
+from ._core import _narrow_host, as_float_array, by_table, check_finite_param, in_float64
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -458,10 +457,6 @@ def _key_of_bits(b):
     return ((b ^ 0x7FFF) - 0x10000) if b & 0x8000 else b
 
 
-def _bits_of_key(k):
-    return ((k + 0x10000) ^ 0x7FFF) if k < 0 else k
-
-
 def _neighbours16(v, dtype):
     """The keys of the values of ``dtype`` next to the float ``v`` (below, above; the same
     twice when ``v`` is one), on the host, exactly (no arithmetic of the device, which may
@@ -482,20 +477,10 @@ def _bound_key16(v, dtype, up):
 
 
 def _const16(v, dtype):
-    """``v`` (a finite Python float) rounded to nearest (ties to even) in ``dtype``, a numpy scalar,
-    computed on the host with exact rationals: the rounding of the float64 formulas, without
-    the flush of a subnormal result that a device's conversion may make."""
-    npdt = np.dtype(dtype)
-    lo, hi = _neighbours16(v, dtype)
-    if lo != hi:
-        top = fractions.Fraction(2) ** int(np.finfo(npdt).maxexp)  # where +-inf sits for rounding
-
-        def at(k):
-            f = float(np.array(_bits_of_key(k), np.uint16).view(npdt))
-            return math.copysign(1, f) * top if math.isinf(f) else fractions.Fraction(f)
-        below, above = fractions.Fraction(v) - at(lo), at(hi) - fractions.Fraction(v)
-        lo = lo if below < above or (below == above and _bits_of_key(lo) % 2 == 0) else hi
-    return np.array(_bits_of_key(lo), np.uint16).view(npdt)
+    """``v`` (a finite Python float) rounded once to ``dtype`` on the host (``_narrow_host``, the
+    tables' rounding), without the flush of a subnormal result that a device's conversion may
+    make."""
+    return _narrow_host(np.asarray(v, np.float64), dtype)
 
 
 def _nan16(x, y, quiet=True):

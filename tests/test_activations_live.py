@@ -66,6 +66,14 @@ def _bf16_tiny_and_tail_inputs():
     return bits[keep].view(NP_DTYPES["bfloat16"])
 
 
+
+def _differing(got, want):
+    """Indices where float64 ``got`` and ``want`` differ: in value, in the sign of a zero, or in
+    being NaN."""
+    same = (got == want) & (np.signbit(got) == np.signbit(want)) | (np.isnan(got) & np.isnan(want))
+    return np.flatnonzero(~same)
+
+
 # leaky_relu's bfloat16 value is float32 arithmetic (impl/_activations.py: _leaky_bf16_float32),
 # which a device that flushes float32 subnormals (XLA's CPU backend) flushes on a negative
 # subnormal input: measured on the CPU, 78 of the 766 inputs for slope 0.01 and 123 for 0.1
@@ -90,8 +98,7 @@ def test_bfloat16_subnormals_are_not_flushed(case, dtype, impl_op, reproduce):
     fmt = FORMATS["bfloat16"]
     want = np.array([correctly_rounded(case.reference, float(v), fmt, case.params)[0] for v in x.astype(np.float64)])
     got = run_op(fn, x, "bfloat16", jax.devices()[0], **case.params).astype(np.float64)
-    same = (got == want) & (np.signbit(got) == np.signbit(want)) | (np.isnan(got) & np.isnan(want))
-    bad = np.flatnonzero(~same)
+    bad = _differing(got, want)
     beh = D.subnormal_behaviour(jax.devices()[0])["float32"]
     if case.id in _FLUSHING and (beh["flushes_results"] or beh["inputs_as_zero"]):
         if bad.size == 0:
@@ -132,8 +139,7 @@ def test_bfloat16_derivatives_keep_subnormals(case, order, impl_op, reproduce):
     fmt = FORMATS["bfloat16"]
     want = np.array([correctly_rounded(ref, float(v), fmt, case.params)[0] for v in x.astype(np.float64)])
     got = np.asarray(jax.jit(jax.vmap(d))(x)).astype(np.float64)
-    same = (got == want) & (np.signbit(got) == np.signbit(want)) | (np.isnan(got) & np.isnan(want))
-    bad = np.flatnonzero(~same)
+    bad = _differing(got, want)
     assert bad.size == 0, (f"{case.id} bfloat16, derivative of order {order}: {bad.size} of {x.size} results differ "
                            f"from the correctly rounded value, first at x = {float(x[bad[0]])!r}: expected "
                            f"{want[bad[0]]!r}, got {got[bad[0]]!r}; reproduce: {reproduce}")
